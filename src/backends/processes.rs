@@ -1,0 +1,373 @@
+//! `processes`: a pool of child processes of scalelab itself (`scalelab worker`),
+//! fed task descriptions over stdin and answering over stdout (the chapter's
+//! `multiprocessing.Pool`). A child that dies is noticed when its pipe closes;
+//! its task is re-run once on another worker, or the run fails naming it.
+
+use std::collections::VecDeque;
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStdin, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+
+use crate::engine::event::{Event, TaskRecord, WorkerKind};
+use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::wire::{FrameError, Message, read_frame, write_frame};
+
+/// How many times a task may be re-run after its worker died.
+const MAX_RETRIES: u8 = 1;
+/// How long children get to exit after their input closes before they are killed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// What a reader thread passes on from a child's stdout.
+enum FromChild {
+    Msg(usize, Message),
+    Gone(usize, String),
+}
+
+/// A task handed to a child and not yet answered.
+struct InFlight {
+    task: u32,
+    start_s: f64,
+    cpu_ns_at_start: u64,
+}
+
+/// One child process and what the master knows of it.
+struct Child {
+    worker: u32,
+    pid: u32,
+    stdin: Option<ChildStdin>,
+    reader: Option<JoinHandle<()>>,
+    task: Option<InFlight>,
+    cpu_ns: u64,
+    alive: bool,
+}
+
+/// Starts `scalelab worker` as a child that dies with the thread that started it.
+fn spawn_child(
+    ctx: &RunContext,
+    slot: usize,
+    worker: u32,
+    tx: &Sender<FromChild>,
+) -> Result<Child, String> {
+    let exe = ctx
+        .options
+        .worker_exe()
+        .map_err(|e| format!("cannot find the scalelab executable: {e}"))?;
+    let nice = ctx.options.worker_nice;
+    // SAFETY: getpid is async-signal-safe; read before fork for the check below.
+    let parent = unsafe { libc::getpid() };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The child gets SIGKILL when the thread that started it ends,
+            // and gives up at once if its parent is already gone.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            if nice > 0 {
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start worker {worker} ({}): {e}", exe.display()))?;
+    let pid = child.id();
+    let stdin = child.stdin.take();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let tx = tx.clone();
+    let reader = std::thread::Builder::new()
+        .name(format!("scalelab-pipe-{worker}"))
+        .spawn(move || {
+            loop {
+                match read_frame(&mut stdout) {
+                    Ok(m) => {
+                        if tx.send(FromChild::Msg(slot, m)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let why = match e {
+                            FrameError::Eof => "closed its output".to_string(),
+                            e => format!("sent a bad frame ({e})"),
+                        };
+                        let _ = tx.send(FromChild::Gone(slot, why));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+    Ok(Child {
+        worker,
+        pid,
+        stdin,
+        reader: Some(reader),
+        task: None,
+        cpu_ns: 0,
+        alive: true,
+    })
+}
+
+/// The master's view of the run: children, the task queue, results.
+struct Pool<'a> {
+    ctx: &'a RunContext,
+    tx: Sender<FromChild>,
+    children: Vec<Child>,
+    queue: VecDeque<u32>,
+    retries: Vec<u8>,
+    records: Vec<TaskRecord>,
+    cpu: CpuTimes,
+    lost: u32,
+    next_worker: u32,
+}
+
+impl<'a> Pool<'a> {
+    fn spawn(&mut self) -> Result<(), String> {
+        let slot = self.children.len();
+        let worker = self.next_worker;
+        let child = spawn_child(self.ctx, slot, worker, &self.tx)?;
+        self.next_worker += 1;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Gives the child at `slot` its next task, or closes its input when none is left.
+    fn feed(&mut self, slot: usize) -> Result<(), String> {
+        let Some(task) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        let spec = &self.ctx.spec;
+        let c = &mut self.children[slot];
+        let msg = Message::Task {
+            task,
+            seed: spec.seed,
+            numbers: spec.numbers_per_task,
+            workload: spec.workload,
+        };
+        let start_s = self.ctx.now_s();
+        c.task = Some(InFlight {
+            task,
+            start_s,
+            cpu_ns_at_start: c.cpu_ns,
+        });
+        self.ctx.emit(Event::TaskStarted {
+            task,
+            worker: c.worker,
+            at_s: start_s,
+        });
+        if let Some(stdin) = c.stdin.as_mut() {
+            // A write error means the child died: its reader reports it.
+            let _ = write_frame(stdin, &msg);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: FromChild) -> Result<(), String> {
+        match msg {
+            FromChild::Msg(slot, Message::Hello { pid }) => {
+                let c = &self.children[slot];
+                if pid != c.pid {
+                    return self.lose(slot, format!("announced pid {pid}, not {}", c.pid));
+                }
+                self.ctx.emit(Event::WorkerStarted {
+                    worker: c.worker,
+                    kind: WorkerKind::Process,
+                    os_id: pid,
+                });
+                self.feed(slot)
+            }
+            FromChild::Msg(slot, Message::Progress { task, done, cpu_ns }) => {
+                let c = &mut self.children[slot];
+                if c.task.as_ref().map(|t| t.task) != Some(task) {
+                    return self.lose(
+                        slot,
+                        format!("reported progress on task {task} it does not hold"),
+                    );
+                }
+                c.cpu_ns = cpu_ns;
+                self.ctx.meter.set_cpu_ns(slot, cpu_ns);
+                self.ctx.emit(Event::Progress {
+                    task,
+                    worker: c.worker,
+                    done,
+                });
+                Ok(())
+            }
+            FromChild::Msg(slot, Message::Done { task, sum, cpu_ns }) => {
+                let c = &mut self.children[slot];
+                let Some(held) = c.task.take().filter(|t| t.task == task) else {
+                    return self.lose(slot, format!("returned task {task} it does not hold"));
+                };
+                c.cpu_ns = cpu_ns;
+                self.ctx.meter.set_cpu_ns(slot, cpu_ns);
+                self.ctx
+                    .meter
+                    .add_numbers(slot, self.ctx.spec.numbers_per_task);
+                let record = TaskRecord {
+                    task,
+                    worker: c.worker,
+                    sum,
+                    start_s: held.start_s,
+                    end_s: self.ctx.now_s(),
+                    cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
+                };
+                self.ctx.emit(Event::TaskFinished(record.clone()));
+                self.records.push(record);
+                self.feed(slot)
+            }
+            FromChild::Msg(slot, other) => {
+                self.lose(slot, format!("sent an unexpected message: {other:?}"))
+            }
+            FromChild::Gone(slot, why) => self.lose(slot, why),
+        }
+    }
+
+    /// A child died or misbehaved: reap it, re-queue its task once, replace it.
+    fn lose(&mut self, slot: usize, why: String) -> Result<(), String> {
+        let c = &mut self.children[slot];
+        if !c.alive {
+            return Ok(());
+        }
+        kill(c.pid);
+        c.alive = false;
+        c.stdin = None;
+        let exit = reap_child(c.pid).map(|(exit, cpu)| {
+            self.cpu = self.cpu + cpu;
+            exit
+        });
+        let reason = match exit {
+            Some(exit) => format!("worker {} (pid {}) {why} and {exit}", c.worker, c.pid),
+            None => format!("worker {} (pid {}) {why}", c.worker, c.pid),
+        };
+        let (worker, pid) = (c.worker, c.pid);
+        let requeued = c.task.take().map(|t| t.task);
+        self.lost += 1;
+        self.ctx.emit(Event::WorkerLost {
+            worker,
+            os_id: pid,
+            reason: reason.clone(),
+            requeued,
+        });
+        if let Some(task) = requeued {
+            let tries = &mut self.retries[task as usize];
+            if *tries >= MAX_RETRIES {
+                return Err(format!(
+                    "{reason} while running task {task}, which had already been re-run {MAX_RETRIES} time(s)"
+                ));
+            }
+            *tries += 1;
+            self.queue.push_front(task);
+        }
+        // Keep the pool at strength while work remains, within a bound on replacements.
+        if !self.done() && self.children.len() < 2 * self.ctx.spec.workers as usize {
+            self.spawn()
+                .map_err(|e| format!("{reason}; no replacement: {e}"))?;
+        }
+        if !self.queue.is_empty() && !self.children.iter().any(|c| c.alive) {
+            return Err(format!(
+                "{reason}, and no worker is left to run the remaining tasks"
+            ));
+        }
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.records.len() == self.ctx.spec.tasks as usize
+    }
+
+    /// Ends every child still alive: gently (closed input) when `graceful`,
+    /// otherwise at once; reaps them all and joins their readers.
+    fn shut_down(&mut self, graceful: bool) {
+        for c in self.children.iter_mut().filter(|c| c.alive) {
+            c.stdin = None;
+            if !graceful {
+                kill(c.pid);
+            }
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
+        for c in self.children.iter_mut().filter(|c| c.alive) {
+            while graceful && Instant::now() < deadline && !exited(c.pid) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            kill(c.pid);
+            if let Some((_, cpu)) = reap_child(c.pid) {
+                self.cpu = self.cpu + cpu;
+            }
+            c.alive = false;
+        }
+        for c in &mut self.children {
+            if let Some(r) = c.reader.take() {
+                let _ = r.join();
+            }
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    // SAFETY: signalling our own unreaped child, whose pid cannot have been reused.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// True when child `pid` has exited (it stays a zombie until reaped).
+fn exited(pid: u32) -> bool {
+    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() != 0
+    }
+}
+
+/// Runs every task on `spec.workers` child processes.
+pub fn run(ctx: &RunContext) -> BackendOutcome {
+    let (tx, rx): (Sender<FromChild>, Receiver<FromChild>) = unbounded();
+    let mut pool = Pool {
+        ctx,
+        tx,
+        children: Vec::new(),
+        queue: (0..ctx.spec.tasks).collect(),
+        retries: vec![0; ctx.spec.tasks as usize],
+        records: Vec::with_capacity(ctx.spec.tasks as usize),
+        cpu: CpuTimes::default(),
+        lost: 0,
+        next_worker: 0,
+    };
+    let mut result = (0..ctx.spec.workers).try_for_each(|_| pool.spawn());
+    while result.is_ok() && !pool.done() && !ctx.cancelled() {
+        match rx.recv_timeout(Duration::from_millis(5)) {
+            Ok(msg) => result = pool.handle(msg),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => unreachable!("the pool holds a sender"),
+        }
+    }
+    let ending = match result {
+        Err(why) => Ending::Failed(why),
+        Ok(()) if pool.done() => Ending::Completed,
+        Ok(()) => Ending::Cancelled,
+    };
+    pool.shut_down(matches!(ending, Ending::Completed));
+    BackendOutcome {
+        records: std::mem::take(&mut pool.records),
+        cpu: pool.cpu,
+        ending,
+        workers_lost: pool.lost,
+    }
+}

@@ -1,0 +1,170 @@
+//! `scalelab bench`: the kernel next to a bare generator loop, and how the
+//! backends scale with workers on this machine.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+use crate::engine::{EngineOptions, run_to_end};
+use crate::metrics::cores::core_count;
+use crate::report::RunStatus;
+use crate::workload::cpu::{bare_loop_sum, task_sum};
+
+/// What to measure and how hard.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Numbers per kernel timing.
+    pub kernel_numbers: u64,
+    /// Alternating kernel/bare-loop timings; the median of each is reported.
+    pub repeats: usize,
+    /// Target wall time of the 1-worker scaling run, in seconds.
+    pub scaling_run_s: f64,
+    pub backends: Vec<BackendKind>,
+    pub max_workers: u32,
+    pub options: EngineOptions,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        let cores = core_count() as u32;
+        Self {
+            kernel_numbers: 200_000_000,
+            repeats: 7,
+            scaling_run_s: 2.5,
+            backends: vec![BackendKind::Threads, BackendKind::Processes],
+            max_workers: cores,
+            options: EngineOptions::default(),
+        }
+    }
+}
+
+/// One scaling measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingRun {
+    pub backend: BackendKind,
+    pub workers: u32,
+    pub tasks: u32,
+    pub numbers_per_task: u64,
+    pub wall_s: f64,
+    pub cpu_percent: f64,
+    pub speedup: f64,
+}
+
+/// Everything `scalelab bench` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub cores: usize,
+    pub kernel_ns_per_number: f64,
+    pub bare_loop_ns_per_number: f64,
+    /// Kernel time over bare-loop time: 1.0 means progress reporting costs nothing.
+    pub kernel_over_bare: f64,
+    /// Speed-up over one worker, by backend and worker count.
+    pub speedup: BTreeMap<String, BTreeMap<u32, f64>>,
+    pub runs: Vec<ScalingRun>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ns_per_number(numbers: u64, f: impl Fn(u64, u64, u64) -> u64) -> f64 {
+    let t = Instant::now();
+    std::hint::black_box(f(std::hint::black_box(42), 0, numbers));
+    t.elapsed().as_nanos() as f64 / numbers as f64
+}
+
+/// Runs the whole benchmark; `progress` hears what is being measured.
+pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchReport, String> {
+    progress("kernel vs bare loop (one core)");
+    let (mut kernel, mut bare) = (Vec::new(), Vec::new());
+    // Warm up, then alternate so that both see the same machine noise.
+    ns_per_number(cfg.kernel_numbers / 10, task_sum);
+    for _ in 0..cfg.repeats.max(1) {
+        kernel.push(ns_per_number(cfg.kernel_numbers, task_sum));
+        bare.push(ns_per_number(cfg.kernel_numbers, bare_loop_sum));
+    }
+    let (kernel, bare) = (median(kernel), median(bare));
+
+    let cores = core_count();
+    let tasks = 8 * cfg.max_workers.max(1);
+    let numbers_per_task = ((cfg.scaling_run_s * 1e9 / kernel) as u64 / tasks as u64).max(1);
+    let mut runs = Vec::new();
+    let mut speedup: BTreeMap<String, BTreeMap<u32, f64>> = BTreeMap::new();
+    for &backend in &cfg.backends {
+        let mut base = None;
+        for workers in 1..=cfg.max_workers {
+            progress(&format!("{backend} with {workers} worker(s)"));
+            let spec = RunSpec {
+                backend,
+                workload: WorkloadKind::Cpu,
+                workers,
+                tasks,
+                numbers_per_task,
+                seed: 42,
+            };
+            let r = run_to_end(spec, cfg.options.clone()).map_err(|e| e.to_string())?;
+            if r.status != RunStatus::Ok {
+                return Err(format!(
+                    "{backend} with {workers} workers did not finish: {}",
+                    r.reason.unwrap_or_default()
+                ));
+            }
+            let base_wall = *base.get_or_insert(r.wall_s);
+            let s = base_wall / r.wall_s;
+            speedup
+                .entry(backend.name().to_string())
+                .or_default()
+                .insert(workers, s);
+            runs.push(ScalingRun {
+                backend,
+                workers,
+                tasks,
+                numbers_per_task,
+                wall_s: r.wall_s,
+                cpu_percent: r.cpu_percent,
+                speedup: s,
+            });
+        }
+    }
+    Ok(BenchReport {
+        cores,
+        kernel_ns_per_number: kernel,
+        bare_loop_ns_per_number: bare,
+        kernel_over_bare: kernel / bare,
+        speedup,
+        runs,
+    })
+}
+
+impl BenchReport {
+    /// A human-readable table (Markdown, so it can go straight into BENCHMARKS.md).
+    pub fn to_markdown(&self) -> String {
+        let mut s = format!(
+            "cores: {}\n\n| measure | value |\n|---|---|\n\
+             | kernel, ns per number (1 core) | {:.3} |\n\
+             | bare generator loop, ns per number | {:.3} |\n\
+             | kernel / bare loop | {:.3} |\n\n\
+             | backend | workers | tasks x numbers | wall (s) | %CPU | speed-up |\n|---|---|---|---|---|---|\n",
+            self.cores,
+            self.kernel_ns_per_number,
+            self.bare_loop_ns_per_number,
+            self.kernel_over_bare
+        );
+        for r in &self.runs {
+            s += &format!(
+                "| {} | {} | {} x {} | {:.3} | {:.0} | {:.2}x |\n",
+                r.backend,
+                r.workers,
+                r.tasks,
+                r.numbers_per_task,
+                r.wall_s,
+                r.cpu_percent,
+                r.speedup
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,90 @@
+//! What a run tells its watchers, in order, over a crossbeam channel.
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::RunSpec;
+use crate::report::RunReport;
+
+/// How a worker exists on the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerKind {
+    Thread,
+    Process,
+}
+
+/// One finished task: who ran it, when, what it gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task: u32,
+    pub worker: u32,
+    pub sum: u64,
+    /// Seconds since the run started.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// CPU time (user + system) the task used.
+    pub cpu_s: f64,
+}
+
+/// One sample of the machine and the run, taken at 10 Hz while the run lasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// Utilisation of each core since the previous sample, 0..=100.
+    pub per_core: Vec<f32>,
+    /// The run's workers' CPU time over wall time since the previous sample, as `time` reports it.
+    pub run_cpu_percent: f32,
+    /// Numbers drawn per second since the previous sample.
+    pub numbers_per_s: f64,
+    /// Numbers drawn since the run started.
+    pub numbers_done: u64,
+}
+
+/// Everything a run reports. Exactly one of `Finished`, `Cancelled`, `Failed` ends the stream.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        spec: RunSpec,
+        cores: usize,
+    },
+    WorkerStarted {
+        worker: u32,
+        kind: WorkerKind,
+        /// Thread id or process id.
+        os_id: u32,
+    },
+    TaskStarted {
+        task: u32,
+        worker: u32,
+        at_s: f64,
+    },
+    /// Numbers drawn so far by a running task (throttled to a few per second per worker).
+    Progress {
+        task: u32,
+        worker: u32,
+        done: u64,
+    },
+    TaskFinished(TaskRecord),
+    Sample(Sample),
+    /// A worker died; its task (if any) was handed to another worker.
+    WorkerLost {
+        worker: u32,
+        os_id: u32,
+        reason: String,
+        requeued: Option<u32>,
+    },
+    Finished(Box<RunReport>),
+    Cancelled(Box<RunReport>),
+    Failed(Box<RunReport>),
+}
+
+impl Event {
+    /// True for the run's last event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::Finished(_) | Event::Cancelled(_) | Event::Failed(_)
+        )
+    }
+}

@@ -1,0 +1,277 @@
+//! The run engine: turns a `RunSpec` into a stream of `Event`s on a background
+//! thread. Knows nothing of any UI; the CLI and the GUI drive it alike.
+
+pub mod event;
+pub mod spec;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::backends;
+use crate::metrics::clocks::CpuTimes;
+use crate::metrics::cores::{CoreSampler, core_count};
+use crate::metrics::meter::RunMeter;
+use crate::report::{RunReport, RunStatus};
+use event::{Event, Sample, TaskRecord};
+use spec::{RunSpec, SpecError};
+
+/// How often the sampler records per-core and run CPU use.
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// How the engine runs things, beyond what the spec says.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The scalelab binary to start as `scalelab worker` (default: this executable).
+    pub worker_exe: Option<PathBuf>,
+    /// Nice increment for workers (threads and children), so the UI stays smooth.
+    pub worker_nice: i32,
+}
+
+impl EngineOptions {
+    /// The executable that serves `scalelab worker`.
+    pub fn worker_exe(&self) -> std::io::Result<PathBuf> {
+        match &self.worker_exe {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe(),
+        }
+    }
+}
+
+/// What a backend gets to run with.
+pub struct RunContext {
+    pub spec: RunSpec,
+    pub options: EngineOptions,
+    events: Sender<Event>,
+    cancel: Arc<AtomicBool>,
+    pub meter: Arc<RunMeter>,
+    started: Instant,
+    on_event: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl RunContext {
+    /// Sends an event to the watchers (ignored once they have gone).
+    pub fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+        if let Some(wake) = &self.on_event {
+            wake();
+        }
+    }
+
+    /// True once the run has been asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Stops the run from inside (a backend that has failed stops its other workers).
+    pub fn cancel_internal(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Seconds since the run started.
+    pub fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// How a backend's run ended.
+#[derive(Debug)]
+pub enum Ending {
+    Completed,
+    Cancelled,
+    Failed(String),
+}
+
+/// What a backend hands back: its finished tasks, the workers' CPU, how it ended.
+#[derive(Debug)]
+pub struct BackendOutcome {
+    pub records: Vec<TaskRecord>,
+    pub cpu: CpuTimes,
+    pub ending: Ending,
+    pub workers_lost: u32,
+}
+
+/// A run in progress: its event stream and the means to stop it.
+pub struct RunHandle {
+    pub events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunHandle {
+    /// Asks the run to stop; a `Cancelled` event follows within 100 ms.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the run to end, collecting its final report.
+    pub fn wait(mut self) -> RunReport {
+        let mut last = None;
+        for e in self.events.iter() {
+            match e {
+                Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => last = Some(*r),
+                _ => {}
+            }
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        last.expect("the engine always sends a terminal event")
+    }
+
+    /// Waits until every thread and child of the run has ended.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunHandle {
+    /// Dropping a handle stops its run: nothing outlives its owner.
+    fn drop(&mut self) {
+        self.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a run. The spec is validated first; nothing starts if it is refused.
+pub fn start(spec: RunSpec, options: EngineOptions) -> Result<RunHandle, SpecError> {
+    start_with_waker(spec, options, None)
+}
+
+/// Like `start`, calling `wake` after every event (the GUI passes `request_repaint`).
+pub fn start_with_waker(
+    spec: RunSpec,
+    options: EngineOptions,
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
+) -> Result<RunHandle, SpecError> {
+    spec.validate()?;
+    let (tx, rx) = unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let ctx = RunContext {
+        meter: Arc::new(RunMeter::new(spec.workers as usize * 2)),
+        spec,
+        options,
+        events: tx,
+        cancel: cancel.clone(),
+        started: Instant::now(),
+        on_event: wake,
+    };
+    let thread = std::thread::Builder::new()
+        .name("scalelab-run".into())
+        .spawn(move || control(ctx))
+        .map_err(|e| SpecError {
+            field: "run",
+            message: format!("cannot start the run thread: {e}"),
+        })?;
+    Ok(RunHandle {
+        events: rx,
+        cancel,
+        thread: Some(thread),
+    })
+}
+
+/// Runs a spec to the end on the calling thread's behalf and returns its report.
+pub fn run_to_end(spec: RunSpec, options: EngineOptions) -> Result<RunReport, SpecError> {
+    Ok(start(spec, options)?.wait())
+}
+
+/// The run's controlling thread: sampler, backend, report.
+fn control(ctx: RunContext) {
+    let cores = core_count();
+    ctx.emit(Event::Started {
+        spec: ctx.spec.clone(),
+        cores,
+    });
+    let ctx = Arc::new(ctx);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let sampler = {
+        let ctx = ctx.clone();
+        std::thread::Builder::new()
+            .name("scalelab-sampler".into())
+            .spawn(move || sample_until_stopped(&ctx, &stop_rx))
+            .ok()
+    };
+    let outcome = backends::run(&ctx);
+    let wall_s = ctx.now_s();
+    drop(stop_tx);
+    let samples = sampler.and_then(|s| s.join().ok()).unwrap_or_default();
+
+    let mut sums = vec![None; ctx.spec.tasks as usize];
+    for r in &outcome.records {
+        sums[r.task as usize] = Some(r.sum);
+    }
+    let (status, reason) = match outcome.ending {
+        Ending::Completed => (RunStatus::Ok, None),
+        Ending::Cancelled => (
+            RunStatus::Cancelled,
+            Some("cancelled by the user".to_string()),
+        ),
+        Ending::Failed(why) => (RunStatus::Failed, Some(why)),
+    };
+    let cpu = outcome.cpu;
+    let report = RunReport {
+        spec: ctx.spec.clone(),
+        status,
+        reason,
+        total: sums.iter().flatten().sum(),
+        sums,
+        wall_s,
+        user_s: cpu.user_s,
+        sys_s: cpu.sys_s,
+        cpu_percent: if wall_s > 0.0 {
+            100.0 * cpu.total_s() / wall_s
+        } else {
+            0.0
+        },
+        cores,
+        workers_lost: outcome.workers_lost,
+        task_timeline: outcome.records,
+        cpu_timeline: samples,
+    };
+    let boxed = Box::new(report);
+    ctx.emit(match status {
+        RunStatus::Ok => Event::Finished(boxed),
+        RunStatus::Cancelled => Event::Cancelled(boxed),
+        RunStatus::Failed => Event::Failed(boxed),
+    });
+}
+
+/// Samples every `SAMPLE_PERIOD` until `stop` closes; returns the samples.
+fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
+    let mut cores = CoreSampler::new();
+    let mut out = Vec::new();
+    let (mut last_t, mut last_cpu, mut last_n) = (0.0, 0u64, 0u64);
+    loop {
+        let closed = !matches!(
+            stop.recv_timeout(SAMPLE_PERIOD),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout)
+        );
+        let t = ctx.now_s();
+        let cpu = ctx.meter.total_cpu_ns();
+        let n = ctx.meter.total_numbers();
+        let dt = t - last_t;
+        if dt > 1e-3 || !closed {
+            let s = Sample {
+                t_s: t,
+                per_core: cores.sample(),
+                run_cpu_percent: (100.0 * cpu.saturating_sub(last_cpu) as f64 / 1e9 / dt) as f32,
+                numbers_per_s: n.saturating_sub(last_n) as f64 / dt,
+                numbers_done: n,
+            };
+            ctx.emit(Event::Sample(s.clone()));
+            out.push(s);
+            (last_t, last_cpu, last_n) = (t, cpu, n);
+        }
+        if closed {
+            return out;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What a run produced, in the shape the CLI prints and the GUI keeps.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::event::{Sample, TaskRecord};
+use crate::engine::spec::RunSpec;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Ok,
+    Cancelled,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The full account of one run: its spec, result, CPU accounting and timelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub spec: RunSpec,
+    pub status: RunStatus,
+    /// Why the run failed or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Per-task sums in task order; `null` for a task that did not finish.
+    pub sums: Vec<Option<u64>>,
+    /// Sum of all task sums (of those that finished).
+    pub total: u64,
+    pub wall_s: f64,
+    /// CPU time of the workers in user and kernel mode.
+    pub user_s: f64,
+    pub sys_s: f64,
+    /// `(user + sys) / wall`, as `time` prints it.
+    pub cpu_percent: f64,
+    /// Logical cores available to the run.
+    pub cores: usize,
+    /// Workers that died during the run (their tasks were re-run).
+    #[serde(default)]
+    pub workers_lost: u32,
+    /// One entry per finished task, in finishing order.
+    pub task_timeline: Vec<TaskRecord>,
+    /// Machine and run samples at 10 Hz.
+    pub cpu_timeline: Vec<Sample>,
+}
+
+impl RunReport {
+    /// Efficiency: the share of the machine the run kept busy, 0..=1.
+    pub fn efficiency(&self) -> f64 {
+        self.cpu_percent / (100.0 * self.cores.max(1) as f64)
+    }
+
+    /// Numbers drawn per second of wall time.
+    pub fn throughput(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            self.spec.total_numbers() as f64 / self.wall_s
+        } else {
+            0.0
+        }
+    }
+
+    /// A one-line summary in the style of `time`.
+    pub fn time_line(&self) -> String {
+        format!(
+            "{:.2}s user {:.2}s system {:.0}% cpu {:.3} total",
+            self.user_s, self.sys_s, self.cpu_percent, self.wall_s
+        )
+    }
+}

@@ -1,0 +1,194 @@
+//! The one message format between scalelab and its workers, over pipes and over the bus.
+//!
+//! A message is a JSON object with a `"type"` tag. Over a byte stream (a child's
+//! stdin/stdout) each message travels as a frame: its length as a 4-byte
+//! little-endian unsigned integer, then that many bytes of UTF-8 JSON. Frames
+//! larger than `MAX_FRAME` are refused, so a confused peer cannot make the
+//! other side allocate without bound.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::spec::WorkloadKind;
+
+/// Largest frame body either side accepts, in bytes.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// A message between the run's master and a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Message {
+    /// Worker -> master, once at start: who it is.
+    Hello { pid: u32 },
+    /// Master -> worker: run this task. A description only: no code ever travels.
+    Task {
+        task: u32,
+        seed: u64,
+        numbers: u64,
+        workload: WorkloadKind,
+    },
+    /// Worker -> master: numbers drawn so far, and the worker's CPU time so far.
+    Progress { task: u32, done: u64, cpu_ns: u64 },
+    /// Worker -> master: the task's result.
+    Done { task: u32, sum: u64, cpu_ns: u64 },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The stream ended cleanly between frames.
+    Eof,
+    /// The stream failed or ended inside a frame.
+    Io(io::Error),
+    /// The frame announced more than `MAX_FRAME` bytes.
+    TooLarge(usize),
+    /// The body is not a valid message.
+    Malformed(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Eof => write!(f, "end of stream"),
+            FrameError::Io(e) => write!(f, "i/o error: {e}"),
+            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds {MAX_FRAME}"),
+            FrameError::Malformed(m) => write!(f, "malformed message: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// The JSON body of a message (a frame on the bus, where the transport delimits it).
+pub fn encode(msg: &Message) -> Vec<u8> {
+    serde_json::to_vec(msg).expect("wire messages always serialize")
+}
+
+/// Parses a message body, refusing oversize or invalid input.
+pub fn decode(body: &[u8]) -> Result<Message, FrameError> {
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Writes one length-prefixed frame and flushes it.
+pub fn write_frame(w: &mut impl Write, msg: &Message) -> io::Result<()> {
+    let body = encode(msg);
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf)?;
+    w.flush()
+}
+
+/// Reads one length-prefixed frame.
+pub fn read_frame(r: &mut impl Read) -> Result<Message, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Err(FrameError::Eof),
+            Ok(0) => return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body).map_err(FrameError::Io)?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_kinds() -> Vec<Message> {
+        vec![
+            Message::Hello { pid: 7 },
+            Message::Task {
+                task: 3,
+                seed: u64::MAX,
+                numbers: 1_000_000,
+                workload: WorkloadKind::Cpu,
+            },
+            Message::Progress {
+                task: 3,
+                done: 65536,
+                cpu_ns: 123,
+            },
+            Message::Done {
+                task: 3,
+                sum: 50_500_000,
+                cpu_ns: 456,
+            },
+        ]
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = Vec::new();
+        for m in all_kinds() {
+            write_frame(&mut buf, &m).unwrap();
+        }
+        let mut r = &buf[..];
+        for m in all_kinds() {
+            assert_eq!(read_frame(&mut r).unwrap(), m);
+        }
+        assert!(matches!(read_frame(&mut r), Err(FrameError::Eof)));
+    }
+
+    #[test]
+    fn the_documented_shape_is_kept() {
+        let body = String::from_utf8(encode(&Message::Done {
+            task: 1,
+            sum: 2,
+            cpu_ns: 3,
+        }))
+        .unwrap();
+        assert_eq!(body, r#"{"type":"done","task":1,"sum":2,"cpu_ns":3}"#);
+    }
+
+    #[test]
+    fn oversize_truncated_and_garbage_frames_are_refused() {
+        let mut big = Vec::new();
+        big.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
+        assert!(matches!(
+            read_frame(&mut &big[..]),
+            Err(FrameError::TooLarge(_))
+        ));
+
+        let mut short = Vec::new();
+        write_frame(&mut short, &Message::Hello { pid: 1 }).unwrap();
+        short.truncate(short.len() - 2);
+        assert!(matches!(
+            read_frame(&mut &short[..]),
+            Err(FrameError::Io(_))
+        ));
+        assert!(matches!(
+            read_frame(&mut &[1u8, 0][..]),
+            Err(FrameError::Io(_))
+        ));
+
+        for junk in [
+            &b"\x03\0\0\0abc"[..],
+            b"\x02\0\0\0{}",
+            b"\x10\0\0\0{\"type\":\"hello\"}",
+        ] {
+            assert!(matches!(
+                read_frame(&mut &junk[..]),
+                Err(FrameError::Malformed(_))
+            ));
+        }
+        assert!(matches!(
+            decode(br#"{"type":"hello","pid":1,"extra":2}"#),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,213 @@
+//! Every backend gives the same sums, whatever the worker count; workers that
+//! die are survived or reported.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{options, process_exists, spec};
+use scalelab::engine::event::{Event, WorkerKind};
+use scalelab::engine::spec::BackendKind;
+use scalelab::engine::{run_to_end, start};
+use scalelab::report::RunStatus;
+use scalelab::workload::cpu::task_sum;
+
+#[test]
+fn every_backend_and_worker_count_gives_the_same_sums() {
+    let expected: Vec<Option<u64>> = (0..8).map(|t| Some(task_sum(42, t, 200_000))).collect();
+    for backend in BackendKind::ALL {
+        for workers in [1, 2, 3, 8] {
+            let r = run_to_end(spec(backend, workers, 8, 200_000, 42), options()).unwrap();
+            assert_eq!(
+                r.status,
+                RunStatus::Ok,
+                "{backend} x {workers}: {:?}",
+                r.reason
+            );
+            assert_eq!(r.sums, expected, "{backend} x {workers}");
+            assert_eq!(r.total, expected.iter().flatten().sum::<u64>());
+            assert_eq!(r.task_timeline.len(), 8);
+            assert!(r.wall_s > 0.0 && r.user_s + r.sys_s > 0.0, "{r:?}");
+            // Every task ran on one of the run's workers, inside the run.
+            for t in &r.task_timeline {
+                assert!(t.worker < workers, "{t:?}");
+                assert!(0.0 <= t.start_s && t.start_s <= t.end_s && t.end_s <= r.wall_s);
+            }
+        }
+    }
+}
+
+#[test]
+fn different_seeds_give_different_sums() {
+    let a = run_to_end(spec(BackendKind::Threads, 2, 4, 100_000, 1), options()).unwrap();
+    let b = run_to_end(spec(BackendKind::Threads, 2, 4, 100_000, 2), options()).unwrap();
+    assert_ne!(a.sums, b.sums);
+    // Tasks of one run differ from each other too.
+    assert_ne!(a.sums[0], a.sums[1]);
+}
+
+#[test]
+fn events_tell_a_complete_story() {
+    for backend in BackendKind::ALL {
+        let h = start(spec(backend, 2, 4, 3_000_000, 5), options()).unwrap();
+        let events: Vec<Event> = h.events.iter().collect();
+        assert!(matches!(events[0], Event::Started { .. }), "{backend}");
+        let terminal: Vec<_> = events.iter().filter(|e| e.is_terminal()).collect();
+        assert_eq!(terminal.len(), 1, "{backend}");
+        assert!(events.last().unwrap().is_terminal());
+        let kind = if backend == BackendKind::Threads {
+            WorkerKind::Thread
+        } else {
+            WorkerKind::Process
+        };
+        let started = events
+            .iter()
+            .filter(|e| matches!(e, Event::WorkerStarted { kind: k, .. } if *k == kind))
+            .count();
+        assert_eq!(started, 2, "{backend}");
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, Event::TaskFinished(_)))
+            .count();
+        assert_eq!(finished, 4, "{backend}");
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Sample(_))),
+            "{backend}"
+        );
+    }
+}
+
+#[test]
+fn a_report_samples_cores_at_10_hz() {
+    let r = run_to_end(spec(BackendKind::Threads, 2, 4, 150_000_000, 3), options()).unwrap();
+    assert_eq!(r.status, RunStatus::Ok);
+    let n = r.cpu_timeline.len() as f64;
+    // One sample per 100 ms at least (the last one is taken at the end).
+    assert!(
+        n >= (r.wall_s / 0.1).floor(),
+        "{n} samples in {} s",
+        r.wall_s
+    );
+    assert!(r.cpu_timeline.iter().all(|s| s.per_core.len() == r.cores));
+    let last = r.cpu_timeline.last().unwrap();
+    assert_eq!(last.numbers_done, 4 * 150_000_000);
+}
+
+/// Starts a long `processes` run and returns it once every worker has said hello.
+fn long_process_run(
+    workers: u32,
+    tasks: u32,
+) -> (scalelab::engine::RunHandle, Vec<u32>, Vec<Event>) {
+    let h = start(
+        spec(BackendKind::Processes, workers, tasks, 400_000_000, 7),
+        options(),
+    )
+    .unwrap();
+    let mut pids = Vec::new();
+    let mut seen = Vec::new();
+    while pids.len() < workers as usize {
+        let e = h
+            .events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("workers start");
+        if let Event::WorkerStarted { os_id, .. } = e {
+            pids.push(os_id);
+        }
+        seen.push(e);
+    }
+    (h, pids, seen)
+}
+
+#[test]
+fn a_killed_child_is_replaced_and_its_task_rerun() {
+    let (h, pids, _) = long_process_run(2, 4);
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let t = Instant::now();
+    let mut lost = Vec::new();
+    let mut report = None;
+    while report.is_none() {
+        let e = h
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the run ends");
+        match e {
+            Event::WorkerLost {
+                os_id,
+                reason,
+                requeued,
+                ..
+            } => lost.push((os_id, reason, requeued)),
+            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => report = Some(r),
+            _ => {}
+        }
+    }
+    let r = report.unwrap();
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].0, pids[0]);
+    assert!(lost[0].1.contains("signal 9"), "{}", lost[0].1);
+    assert!(lost[0].2.is_some(), "the killed worker held a task");
+    let expected: Vec<_> = (0..4).map(|i| Some(task_sum(7, i, 400_000_000))).collect();
+    assert_eq!(r.sums, expected);
+    assert_eq!(r.workers_lost, 1);
+    assert!(t.elapsed() < Duration::from_secs(60));
+    for pid in pids {
+        assert!(!process_exists(pid), "worker {pid} outlived the run");
+    }
+}
+
+#[test]
+fn a_task_whose_workers_keep_dying_fails_the_run_with_a_reason() {
+    let (h, pids, _) = long_process_run(1, 1);
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let mut killed = vec![pids[0]];
+    let r = loop {
+        match h
+            .events
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no hang")
+        {
+            // Kill the replacement too: the task has then died twice.
+            Event::WorkerStarted { os_id, .. } => {
+                unsafe { libc::kill(os_id as i32, libc::SIGKILL) };
+                killed.push(os_id);
+            }
+            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => break r,
+            _ => {}
+        }
+    };
+    assert_eq!(r.status, RunStatus::Failed);
+    let why = r.reason.unwrap();
+    assert!(why.contains("worker 1") && why.contains("task 0"), "{why}");
+    assert!(why.contains("re-run"), "{why}");
+    for pid in killed {
+        assert!(!process_exists(pid), "worker {pid} was not reaped");
+    }
+}
+
+#[test]
+fn a_worker_binary_that_is_missing_fails_the_run_with_a_reason() {
+    let mut opts = options();
+    opts.worker_exe = Some("/nonexistent/scalelab".into());
+    let r = run_to_end(spec(BackendKind::Processes, 2, 2, 10, 1), opts).unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.reason.unwrap().contains("cannot start worker 0"));
+}
+
+#[test]
+fn invalid_specs_are_refused_before_anything_starts() {
+    for (s, field) in [
+        (spec(BackendKind::Threads, 0, 8, 10, 1), "workers"),
+        (spec(BackendKind::Processes, 1025, 8, 10, 1), "workers"),
+        (spec(BackendKind::Threads, 2, 0, 10, 1), "tasks"),
+        (spec(BackendKind::Threads, 2, 8, 0, 1), "numbers_per_task"),
+        (
+            spec(BackendKind::Threads, 2, 1000, u64::MAX / 1000, 1),
+            "numbers_per_task",
+        ),
+    ] {
+        let err = start(s, options()).err().expect("refused");
+        assert_eq!(err.field, field);
+    }
+}

@@ -1,0 +1,41 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use scalelab::engine::EngineOptions;
+use scalelab::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+
+/// Engine options whose `processes` workers are the scalelab binary under test.
+pub fn options() -> EngineOptions {
+    EngineOptions {
+        worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
+        worker_nice: 0,
+    }
+}
+
+pub fn spec(backend: BackendKind, workers: u32, tasks: u32, numbers: u64, seed: u64) -> RunSpec {
+    RunSpec {
+        backend,
+        workload: WorkloadKind::Cpu,
+        workers,
+        tasks,
+        numbers_per_task: numbers,
+        seed,
+    }
+}
+
+/// True while a process with this pid exists (zombies included).
+pub fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Names of this process's threads that belong to scalelab runs.
+pub fn scalelab_threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.starts_with("scalelab-"))
+        .collect()
+}
