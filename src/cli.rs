@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use scalelab::bench::{self, BenchConfig};
 use scalelab::engine::event::Event;
-use scalelab::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+use scalelab::engine::spec::{BackendKind, GilParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::report::{RunReport, RunStatus};
 
@@ -61,6 +61,15 @@ pub struct SpecArgs {
     /// Seed of the run; the same seed gives the same sums on every backend.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Requests each task makes (io and mixed workloads).
+    #[arg(long, default_value_t = 10)]
+    pub requests: u32,
+    /// Milliseconds the latency service waits before answering (io and mixed).
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u32,
+    /// The emulated GIL's switch interval in milliseconds (gil backend; CPython's default 5).
+    #[arg(long, default_value_t = 5.0)]
+    pub switch_interval_ms: f64,
 }
 
 impl SpecArgs {
@@ -72,6 +81,13 @@ impl SpecArgs {
             tasks: self.tasks,
             numbers_per_task: self.numbers,
             seed: self.seed,
+            io: IoParams {
+                requests: self.requests,
+                latency_ms: self.latency_ms,
+            },
+            gil: GilParams {
+                switch_interval_us: (self.switch_interval_ms * 1000.0).round() as u64,
+            },
         }
     }
 }

@@ -27,12 +27,37 @@ pub enum Message {
         seed: u64,
         numbers: u64,
         workload: WorkloadKind,
+        /// The latency service and request count, for the io and mixed workloads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        io: Option<IoTarget>,
     },
     /// Worker -> master: numbers drawn so far, and the worker's CPU time so far.
     Progress { task: u32, done: u64, cpu_ns: u64 },
     /// Worker -> master: the task's result.
-    Done { task: u32, sum: u64, cpu_ns: u64 },
+    /// Worker -> master: the task itself failed (not the worker): the run fails.
+    Failed { task: u32, reason: String },
+    Done {
+        task: u32,
+        sum: u64,
+        cpu_ns: u64,
+        /// Request latencies in ms (I/O workloads; at most `MAX_LATENCIES`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        latency_ms: Vec<f32>,
+    },
 }
+
+/// Where an I/O task sends its requests, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoTarget {
+    /// `127.0.0.1:PORT` of the latency service.
+    pub addr: String,
+    pub requests: u32,
+    pub latency_ms: u32,
+}
+
+/// Most latencies a `done` message carries (so it stays far below `MAX_FRAME`).
+pub const MAX_LATENCIES: usize = 2000;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -117,6 +142,18 @@ mod tests {
                 seed: u64::MAX,
                 numbers: 1_000_000,
                 workload: WorkloadKind::Cpu,
+                io: None,
+            },
+            Message::Task {
+                task: 4,
+                seed: 1,
+                numbers: 0,
+                workload: WorkloadKind::Io,
+                io: Some(IoTarget {
+                    addr: "127.0.0.1:4000".into(),
+                    requests: 10,
+                    latency_ms: 20,
+                }),
             },
             Message::Progress {
                 task: 3,
@@ -127,6 +164,17 @@ mod tests {
                 task: 3,
                 sum: 50_500_000,
                 cpu_ns: 456,
+                latency_ms: vec![],
+            },
+            Message::Failed {
+                task: 4,
+                reason: "no answer".into(),
+            },
+            Message::Done {
+                task: 4,
+                sum: 500,
+                cpu_ns: 456,
+                latency_ms: vec![20.5, 21.0],
             },
         ]
     }
@@ -150,6 +198,7 @@ mod tests {
             task: 1,
             sum: 2,
             cpu_ns: 3,
+            latency_ms: vec![],
         }))
         .unwrap();
         assert_eq!(body, r#"{"type":"done","task":1,"sum":2,"cpu_ns":3}"#);

@@ -55,10 +55,10 @@ fn events_tell_a_complete_story() {
         let terminal: Vec<_> = events.iter().filter(|e| e.is_terminal()).collect();
         assert_eq!(terminal.len(), 1, "{backend}");
         assert!(events.last().unwrap().is_terminal());
-        let kind = if backend == BackendKind::Threads {
-            WorkerKind::Thread
-        } else {
-            WorkerKind::Process
+        let kind = match backend {
+            BackendKind::Threads | BackendKind::Gil => WorkerKind::Thread,
+            BackendKind::Processes => WorkerKind::Process,
+            BackendKind::EventLoop => WorkerKind::Coroutine,
         };
         let started = events
             .iter()

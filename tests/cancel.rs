@@ -7,27 +7,38 @@ use std::time::{Duration, Instant};
 
 use common::{options, process_exists, scalelab_threads, spec};
 use scalelab::engine::event::Event;
-use scalelab::engine::spec::BackendKind;
+use scalelab::engine::spec::{BackendKind, IoParams, WorkloadKind};
 use scalelab::engine::start;
 use scalelab::report::RunStatus;
 
 #[test]
-fn cancel_ends_every_backend_within_100_ms() {
-    for backend in BackendKind::ALL {
-        let h = start(spec(backend, 4, 8, 10_000_000_000, 1), options()).unwrap();
+fn cancel_ends_every_backend_and_workload_within_100_ms() {
+    for (backend, workload) in BackendKind::ALL
+        .into_iter()
+        .flat_map(|b| WorkloadKind::ALL.map(|w| (b, w)))
+    {
+        let mut s = spec(backend, 4, 8, 10_000_000_000, 1);
+        s.workload = workload;
+        // Requests that take long enough to be cancelled in the middle of one.
+        s.io = IoParams {
+            requests: 1000,
+            latency_ms: 500,
+        };
+        let h = start(s, options()).unwrap();
         let mut workers = Vec::new();
-        let mut progressed = false;
-        while workers.len() < 4 || !progressed {
+        let mut busy = 0;
+        while workers.len() < 4 || busy < 4 {
             match h
                 .events
                 .recv_timeout(Duration::from_secs(10))
                 .expect("the run starts")
             {
                 Event::WorkerStarted { os_id, .. } => workers.push(os_id),
-                Event::Progress { .. } => progressed = true,
+                Event::TaskStarted { .. } => busy += 1,
                 _ => {}
             }
         }
+        std::thread::sleep(Duration::from_millis(50));
         let t = Instant::now();
         h.cancel();
         let r = loop {
@@ -45,7 +56,7 @@ fn cancel_ends_every_backend_within_100_ms() {
         let took = t.elapsed();
         assert!(
             took <= Duration::from_millis(100),
-            "{backend}: cancel took {took:?}"
+            "{backend} {workload}: cancel took {took:?}"
         );
         assert_eq!(r.status, RunStatus::Cancelled);
         assert!(r.sums.iter().all(Option::is_none), "no task finished");

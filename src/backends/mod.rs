@@ -1,7 +1,10 @@
 //! The backends: each turns a `RunSpec` into events, through the `RunContext`.
 
+pub mod eventloop;
+pub mod gil;
 pub mod process_worker;
 pub mod processes;
+pub mod task_exec;
 pub mod threads;
 
 use std::time::{Duration, Instant};
@@ -17,6 +20,8 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
     match ctx.spec.backend {
         BackendKind::Threads => threads::run(ctx),
         BackendKind::Processes => processes::run(ctx),
+        BackendKind::Gil => gil::run(ctx),
+        BackendKind::EventLoop => eventloop::run(ctx),
     }
 }
 

@@ -2,12 +2,56 @@
 //! descriptions on stdin and answers on stdout, in the `wire` format.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 
 use super::ProgressThrottle;
-use crate::engine::spec::WorkloadKind;
+use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
+use crate::engine::spec::IoParams;
 use crate::metrics::clocks::this_process_cpu;
-use crate::wire::{FrameError, Message, read_frame, write_frame};
-use crate::workload::cpu::CpuTask;
+use crate::wire::{FrameError, MAX_LATENCIES, Message, read_frame, write_frame};
+
+/// Reports progress on the output pipe; a write error stops the task.
+struct PipeEnv<'a, W: Write> {
+    output: &'a mut W,
+    task: u32,
+    throttle: ProgressThrottle,
+    broken: Option<std::io::Error>,
+}
+
+impl<W: Write> TaskEnv for PipeEnv<'_, W> {
+    fn cancelled(&self) -> bool {
+        // The master cancels by killing the process; only a broken pipe stops us here.
+        self.broken.is_some()
+    }
+
+    fn progress(&mut self, done: u64) {
+        if self.throttle.due() {
+            let msg = Message::Progress {
+                task: self.task,
+                done,
+                cpu_ns: this_process_cpu().as_nanos() as u64,
+            };
+            if let Err(e) = write_frame(self.output, &msg) {
+                self.broken = Some(e);
+            }
+        }
+    }
+}
+
+/// Checks that an I/O target names a loopback address: a task description can
+/// only point a worker at a latency service on its own machine.
+fn loopback_addr(addr: &str) -> Result<SocketAddr, String> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("bad latency service address {addr:?}: {e}"))?;
+    if parsed.ip().is_loopback() {
+        Ok(parsed)
+    } else {
+        Err(format!(
+            "refusing a latency service off this machine: {addr}"
+        ))
+    }
+}
 
 /// Serves tasks until the input ends (the master closed the pipe or died).
 pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), String> {
@@ -30,57 +74,69 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Strin
             seed,
             numbers,
             workload,
+            io,
         } = msg
         else {
             return Err(format!("expected a task, got {msg:?}"));
         };
-        let sum = match workload {
-            WorkloadKind::Cpu => run_cpu_task(output, task, seed, numbers).map_err(io_err)?,
+        let (io_params, io_addr) = match &io {
+            Some(t) => (
+                IoParams {
+                    requests: t.requests,
+                    latency_ms: t.latency_ms,
+                },
+                Some(loopback_addr(&t.addr)?),
+            ),
+            None => (IoParams::default(), None),
         };
+        let input = TaskInput {
+            task,
+            seed,
+            numbers,
+            workload,
+            io: io_params,
+            io_addr,
+        };
+        let mut env = PipeEnv {
+            output,
+            task,
+            throttle: ProgressThrottle::new(),
+            broken: None,
+        };
+        let out = match run_task(&mut env, &input) {
+            Ok(out) => out,
+            Err(TaskError::Cancelled) => {
+                return Err(io_err(
+                    env.broken
+                        .take()
+                        .unwrap_or_else(|| std::io::ErrorKind::BrokenPipe.into()),
+                ));
+            }
+            Err(TaskError::Failed(reason)) => {
+                // Tell the master why, then go on serving: the worker itself is fine.
+                write_frame(output, &Message::Failed { task, reason }).map_err(io_err)?;
+                continue;
+            }
+        };
+        let mut latency_ms = out.latencies_ms;
+        latency_ms.truncate(MAX_LATENCIES);
         write_frame(
             output,
             &Message::Done {
                 task,
-                sum,
+                sum: out.sum,
                 cpu_ns: this_process_cpu().as_nanos() as u64,
+                latency_ms,
             },
         )
         .map_err(io_err)?;
     }
 }
 
-fn run_cpu_task(
-    output: &mut impl Write,
-    task: u32,
-    seed: u64,
-    numbers: u64,
-) -> std::io::Result<u64> {
-    let mut throttle = ProgressThrottle::new();
-    let mut failed = None;
-    let sum = CpuTask::new(seed, task as u64, numbers).run(|done| {
-        if throttle.due() {
-            let msg = Message::Progress {
-                task,
-                done,
-                cpu_ns: this_process_cpu().as_nanos() as u64,
-            };
-            if let Err(e) = write_frame(output, &msg) {
-                failed = Some(e);
-                return false;
-            }
-        }
-        true
-    });
-    match (sum, failed) {
-        (Some(s), None) => Ok(s),
-        (_, Some(e)) => Err(e),
-        (None, None) => unreachable!("the kernel only stops early when told to"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::spec::WorkloadKind;
     use crate::workload::cpu::task_sum;
 
     #[test]
@@ -94,6 +150,7 @@ mod tests {
                     seed: 9,
                     numbers: 1000,
                     workload: WorkloadKind::Cpu,
+                    io: None,
                 },
             )
             .unwrap();
@@ -122,5 +179,21 @@ mod tests {
         write_frame(&mut hello, &Message::Hello { pid: 1 }).unwrap();
         let err = serve(&mut &hello[..], &mut out).unwrap_err();
         assert!(err.contains("expected a task"), "{err}");
+    }
+
+    #[test]
+    fn io_targets_off_this_machine_are_refused() {
+        assert!(loopback_addr("127.0.0.1:80").is_ok());
+        assert!(loopback_addr("[::1]:80").is_ok());
+        assert!(
+            loopback_addr("192.0.2.1:80")
+                .unwrap_err()
+                .contains("refusing")
+        );
+        assert!(
+            loopback_addr("nonsense")
+                .unwrap_err()
+                .contains("bad latency")
+        );
     }
 }

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{CpuTimes, reap_child};
-use crate::wire::{FrameError, Message, read_frame, write_frame};
+use crate::wire::{FrameError, IoTarget, Message, read_frame, write_frame};
 
 /// How many times a task may be re-run after its worker died.
 const MAX_RETRIES: u8 = 1;
@@ -130,6 +130,7 @@ struct Pool<'a> {
     cpu: CpuTimes,
     lost: u32,
     next_worker: u32,
+    latencies: Vec<f32>,
 }
 
 impl<'a> Pool<'a> {
@@ -154,6 +155,11 @@ impl<'a> Pool<'a> {
             seed: spec.seed,
             numbers: spec.numbers_per_task,
             workload: spec.workload,
+            io: self.ctx.io_addr().map(|addr| IoTarget {
+                addr: addr.to_string(),
+                requests: spec.io.requests,
+                latency_ms: spec.io.latency_ms,
+            }),
         };
         let start_s = self.ctx.now_s();
         c.task = Some(InFlight {
@@ -204,16 +210,27 @@ impl<'a> Pool<'a> {
                 });
                 Ok(())
             }
-            FromChild::Msg(slot, Message::Done { task, sum, cpu_ns }) => {
+            FromChild::Msg(
+                slot,
+                Message::Done {
+                    task,
+                    sum,
+                    cpu_ns,
+                    latency_ms,
+                },
+            ) => {
+                self.ctx.meter.add_requests(slot, latency_ms.len() as u64);
+                self.latencies.extend(latency_ms);
                 let c = &mut self.children[slot];
                 let Some(held) = c.task.take().filter(|t| t.task == task) else {
                     return self.lose(slot, format!("returned task {task} it does not hold"));
                 };
                 c.cpu_ns = cpu_ns;
                 self.ctx.meter.set_cpu_ns(slot, cpu_ns);
-                self.ctx
-                    .meter
-                    .add_numbers(slot, self.ctx.spec.numbers_per_task);
+                self.ctx.meter.add_numbers(
+                    slot,
+                    self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64,
+                );
                 let record = TaskRecord {
                     task,
                     worker: c.worker,
@@ -225,6 +242,17 @@ impl<'a> Pool<'a> {
                 self.ctx.emit(Event::TaskFinished(record.clone()));
                 self.records.push(record);
                 self.feed(slot)
+            }
+            FromChild::Msg(slot, Message::Failed { task, reason }) => {
+                let c = &mut self.children[slot];
+                if c.task.as_ref().map(|t| t.task) != Some(task) {
+                    return self.lose(
+                        slot,
+                        format!("reported failure of task {task} it does not hold"),
+                    );
+                }
+                c.task = None;
+                Err(format!("worker {} (pid {}): {reason}", c.worker, c.pid))
             }
             FromChild::Msg(slot, other) => {
                 self.lose(slot, format!("sent an unexpected message: {other:?}"))
@@ -349,6 +377,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         cpu: CpuTimes::default(),
         lost: 0,
         next_worker: 0,
+        latencies: Vec::new(),
     };
     let mut result = (0..ctx.spec.workers).try_for_each(|_| pool.spawn());
     while result.is_ok() && !pool.done() && !ctx.cancelled() {
@@ -369,5 +398,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         cpu: pool.cpu,
         ending,
         workers_lost: pool.lost,
+        latencies_ms: std::mem::take(&mut pool.latencies),
+        gil: None,
     }
 }

@@ -1,38 +1,114 @@
 //! `threads`: a pool of native OS threads pulling tasks from a shared queue
 //! (what `multiprocessing.pool.ThreadPool.map` would be without a GIL).
+//! The `gil` backend runs the same pool with its lock hooked in.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::ProgressThrottle;
+use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
     CpuTimes, nice_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
-use crate::workload::cpu::CpuTask;
 
 /// Runs every task on `spec.workers` threads; returns when all have ended.
 pub fn run(ctx: &RunContext) -> BackendOutcome {
+    run_pool(ctx, |env| env)
+}
+
+/// A worker thread's side of a task: progress, meter and cancel.
+pub struct ThreadEnv<'a> {
+    pub ctx: &'a RunContext,
+    pub worker: u32,
+    task: u32,
+    throttle: ProgressThrottle,
+    reported: u64,
+}
+
+impl<'a> ThreadEnv<'a> {
+    fn new(ctx: &'a RunContext, worker: u32) -> Self {
+        Self {
+            ctx,
+            worker,
+            task: 0,
+            throttle: ProgressThrottle::new(),
+            reported: 0,
+        }
+    }
+
+    fn begin(&mut self, task: u32) {
+        self.task = task;
+        self.reported = 0;
+    }
+
+    /// Brings the meter up to date with the task's numbers and the thread's CPU clock.
+    fn settle(&mut self, done: u64) {
+        let slot = self.worker as usize;
+        self.ctx.meter.add_numbers(slot, done - self.reported);
+        self.ctx
+            .meter
+            .set_cpu_ns(slot, this_thread_cpu().as_nanos() as u64);
+        self.reported = done;
+    }
+}
+
+impl TaskEnv for ThreadEnv<'_> {
+    fn cancelled(&self) -> bool {
+        self.ctx.cancelled()
+    }
+
+    fn progress(&mut self, done: u64) {
+        if self.throttle.due() {
+            self.settle(done);
+            self.ctx.emit(Event::Progress {
+                task: self.task,
+                worker: self.worker,
+                done,
+            });
+        }
+    }
+
+    fn request_done(&mut self) {
+        self.ctx.meter.add_requests(self.worker as usize, 1);
+    }
+}
+
+/// The pool: `wrap` turns each worker's `ThreadEnv` into the env its tasks run in.
+pub fn run_pool<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
+    ctx: &'a RunContext,
+    wrap: impl Fn(ThreadEnv<'a>) -> E + Sync,
+) -> BackendOutcome {
     let next_task = AtomicU32::new(0);
     let records = Mutex::new(Vec::with_capacity(ctx.spec.tasks as usize));
+    let latencies = Mutex::new(Vec::new());
     let mut cpu = CpuTimes::default();
     let mut failure = None;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..ctx.spec.workers)
             .map(|w| {
-                let (next_task, records) = (&next_task, &records);
+                let (next_task, records, latencies, wrap) =
+                    (&next_task, &records, &latencies, &wrap);
                 std::thread::Builder::new()
                     .name(format!("scalelab-worker-{w}"))
-                    .spawn_scoped(scope, move || worker(ctx, w, next_task, records))
+                    .spawn_scoped(scope, move || {
+                        let env = wrap(ThreadEnv::new(ctx, w));
+                        worker(env, next_task, records, latencies)
+                    })
             })
             .collect();
         for (w, h) in handles.into_iter().enumerate() {
-            match h
-                .map_err(|e| e.to_string())
-                .and_then(|h| h.join().map_err(|_| format!("worker thread {w} panicked")))
-            {
-                Ok(t) => cpu = cpu + t,
+            let joined = h
+                .map_err(|e| format!("cannot start worker thread {w}: {e}"))
+                .and_then(|h| h.join().map_err(|_| format!("worker thread {w} panicked")));
+            match joined {
+                Ok(Ok(t)) => cpu = cpu + t,
+                Ok(Err((t, why))) => {
+                    cpu = cpu + t;
+                    ctx.cancel_internal();
+                    failure.get_or_insert(why);
+                }
                 Err(e) => {
                     ctx.cancel_internal();
                     failure.get_or_insert(e);
@@ -50,73 +126,99 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         cpu,
         ending,
         workers_lost: 0,
+        latencies_ms: latencies.into_inner().unwrap_or_default(),
+        gil: None,
     }
 }
 
-/// One worker thread: takes tasks until none are left or the run is cancelled.
-fn worker(
-    ctx: &RunContext,
-    w: u32,
+/// Gives the pool access to the plain thread env inside a wrapping env.
+pub trait AsMutThreadEnv<'a> {
+    fn thread_env(&mut self) -> &mut ThreadEnv<'a>;
+    /// Called when the worker starts and ends (the GIL takes and drops its lock here).
+    fn on_start(&mut self) {}
+    fn on_exit(&mut self) {}
+}
+
+impl<'a> AsMutThreadEnv<'a> for ThreadEnv<'a> {
+    fn thread_env(&mut self) -> &mut ThreadEnv<'a> {
+        self
+    }
+}
+
+type WorkerResult = Result<CpuTimes, (CpuTimes, String)>;
+
+/// One worker thread: takes tasks until none are left, the run is cancelled, or a task fails.
+fn worker<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
+    mut env: E,
     next_task: &AtomicU32,
     records: &Mutex<Vec<TaskRecord>>,
-) -> CpuTimes {
+    latencies: &Mutex<Vec<f32>>,
+) -> WorkerResult {
+    let (ctx, w) = {
+        let te = env.thread_env();
+        (te.ctx, te.worker)
+    };
     nice_this_thread(ctx.options.worker_nice);
     ctx.emit(Event::WorkerStarted {
         worker: w,
         kind: WorkerKind::Thread,
         os_id: this_thread_id(),
     });
-    let slot = w as usize;
-    loop {
-        if ctx.cancelled() {
-            break;
-        }
+    env.on_start();
+    let mut failure = None;
+    while !ctx.cancelled() {
         let task = next_task.fetch_add(1, Ordering::Relaxed);
         if task >= ctx.spec.tasks {
             break;
         }
         let start_s = ctx.now_s();
         let cpu0 = this_thread_cpu();
+        env.thread_env().begin(task);
         ctx.emit(Event::TaskStarted {
             task,
             worker: w,
             at_s: start_s,
         });
-        let mut throttle = ProgressThrottle::new();
-        let mut reported = 0;
-        let kernel = CpuTask::new(ctx.spec.seed, task as u64, ctx.spec.numbers_per_task);
-        let sum = kernel.run(|done| {
-            if throttle.due() {
-                ctx.meter.add_numbers(slot, done - reported);
-                ctx.meter
-                    .set_cpu_ns(slot, this_thread_cpu().as_nanos() as u64);
-                reported = done;
-                ctx.emit(Event::Progress {
-                    task,
-                    worker: w,
-                    done,
-                });
+        let input = TaskInput {
+            task,
+            seed: ctx.spec.seed,
+            numbers: ctx.spec.numbers_per_task,
+            workload: ctx.spec.workload,
+            io: ctx.spec.io,
+            io_addr: ctx.io_addr(),
+        };
+        let out = match run_task(&mut env, &input) {
+            Ok(out) => out,
+            Err(TaskError::Cancelled) => break,
+            Err(TaskError::Failed(why)) => {
+                failure = Some(why);
+                break;
             }
-            !ctx.cancelled()
-        });
-        let cpu1 = this_thread_cpu();
-        ctx.meter.set_cpu_ns(slot, cpu1.as_nanos() as u64);
-        let Some(sum) = sum else { break };
-        ctx.meter
-            .add_numbers(slot, ctx.spec.numbers_per_task - reported);
+        };
+        let done = ctx.spec.total_numbers() / ctx.spec.tasks as u64;
+        env.thread_env().settle(done);
         let record = TaskRecord {
             task,
             worker: w,
-            sum,
+            sum: out.sum,
             start_s,
             end_s: ctx.now_s(),
-            cpu_s: (cpu1 - cpu0).as_secs_f64(),
+            cpu_s: (this_thread_cpu() - cpu0).as_secs_f64(),
         };
         ctx.emit(Event::TaskFinished(record.clone()));
         records
             .lock()
             .expect("no worker panics holding it")
             .push(record);
+        latencies
+            .lock()
+            .expect("no worker panics holding it")
+            .extend(out.latencies_ms);
     }
-    this_thread_times()
+    env.on_exit();
+    let times = this_thread_times();
+    match failure {
+        None => Ok(times),
+        Some(why) => Err((times, why)),
+    }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::spec::RunSpec;
+use crate::backends::gil::GilHold;
 use crate::report::RunReport;
 
 /// How a worker exists on the machine.
@@ -11,6 +12,8 @@ use crate::report::RunReport;
 pub enum WorkerKind {
     Thread,
     Process,
+    /// A coroutine on the event loop's one thread.
+    Coroutine,
 }
 
 /// One finished task: who ran it, when, what it gave.
@@ -39,6 +42,9 @@ pub struct Sample {
     pub numbers_per_s: f64,
     /// Numbers drawn since the run started.
     pub numbers_done: u64,
+    /// Requests answered per second since the previous sample (I/O workloads).
+    #[serde(default)]
+    pub requests_per_s: f64,
 }
 
 /// Everything a run reports. Exactly one of `Finished`, `Cancelled`, `Failed` ends the stream.
@@ -47,6 +53,9 @@ pub enum Event {
     Started {
         spec: RunSpec,
         cores: usize,
+        /// The latency service the I/O workloads talk to (always on loopback
+        /// unless the caller supplied one).
+        io_addr: Option<std::net::SocketAddr>,
     },
     WorkerStarted {
         worker: u32,
@@ -67,6 +76,8 @@ pub enum Event {
     },
     TaskFinished(TaskRecord),
     Sample(Sample),
+    /// A worker held the emulated GIL for this stretch (the `gil` backend).
+    GilHold(GilHold),
     /// A worker died; its task (if any) was handed to another worker.
     WorkerLost {
         worker: u32,

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::backends;
+use crate::latency_server::LatencyServer;
 use crate::metrics::clocks::CpuTimes;
 use crate::metrics::cores::{CoreSampler, core_count};
 use crate::metrics::meter::RunMeter;
-use crate::report::{RunReport, RunStatus};
+use crate::report::{IoStats, RunReport, RunStatus};
 use event::{Event, Sample, TaskRecord};
 use spec::{RunSpec, SpecError};
 
@@ -30,6 +31,8 @@ pub struct EngineOptions {
     pub worker_exe: Option<PathBuf>,
     /// Nice increment for workers (threads and children), so the UI stays smooth.
     pub worker_nice: i32,
+    /// Use this latency service instead of starting one (I/O workloads).
+    pub io_server: Option<std::net::SocketAddr>,
 }
 
 impl EngineOptions {
@@ -51,6 +54,7 @@ pub struct RunContext {
     pub meter: Arc<RunMeter>,
     started: Instant,
     on_event: Option<Arc<dyn Fn() + Send + Sync>>,
+    io_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunContext {
@@ -70,6 +74,16 @@ impl RunContext {
     /// Stops the run from inside (a backend that has failed stops its other workers).
     pub fn cancel_internal(&self) {
         self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// When the run started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The latency service of an I/O workload.
+    pub fn io_addr(&self) -> Option<std::net::SocketAddr> {
+        self.io_addr
     }
 
     /// Seconds since the run started.
@@ -93,6 +107,9 @@ pub struct BackendOutcome {
     pub cpu: CpuTimes,
     pub ending: Ending,
     pub workers_lost: u32,
+    /// Latency of every answered request (I/O workloads).
+    pub latencies_ms: Vec<f32>,
+    pub gil: Option<crate::backends::gil::GilReport>,
 }
 
 /// A run in progress: its event stream and the means to stop it.
@@ -163,6 +180,7 @@ pub fn start_with_waker(
         cancel: cancel.clone(),
         started: Instant::now(),
         on_event: wake,
+        io_addr: None,
     };
     let thread = std::thread::Builder::new()
         .name("scalelab-run".into())
@@ -183,12 +201,31 @@ pub fn run_to_end(spec: RunSpec, options: EngineOptions) -> Result<RunReport, Sp
     Ok(start(spec, options)?.wait())
 }
 
-/// The run's controlling thread: sampler, backend, report.
-fn control(ctx: RunContext) {
+/// The run's controlling thread: latency service, sampler, backend, report.
+fn control(mut ctx: RunContext) {
     let cores = core_count();
+    // The latency service lives exactly as long as the run.
+    let mut server = None;
+    let mut server_error = None;
+    if ctx.spec.workload.does_io() {
+        match ctx.options.io_server {
+            Some(addr) => ctx.io_addr = Some(addr),
+            None => match LatencyServer::start(
+                ctx.spec.seed,
+                Duration::from_millis(ctx.spec.io.latency_ms as u64),
+            ) {
+                Ok(s) => {
+                    ctx.io_addr = Some(s.addr());
+                    server = Some(s);
+                }
+                Err(e) => server_error = Some(format!("cannot start the latency service: {e}")),
+            },
+        }
+    }
     ctx.emit(Event::Started {
         spec: ctx.spec.clone(),
         cores,
+        io_addr: ctx.io_addr,
     });
     let ctx = Arc::new(ctx);
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -199,8 +236,19 @@ fn control(ctx: RunContext) {
             .spawn(move || sample_until_stopped(&ctx, &stop_rx))
             .ok()
     };
-    let outcome = backends::run(&ctx);
+    let outcome = match server_error {
+        None => backends::run(&ctx),
+        Some(why) => BackendOutcome {
+            records: Vec::new(),
+            cpu: CpuTimes::default(),
+            ending: Ending::Failed(why),
+            workers_lost: 0,
+            latencies_ms: Vec::new(),
+            gil: None,
+        },
+    };
     let wall_s = ctx.now_s();
+    drop(server);
     drop(stop_tx);
     let samples = sampler.and_then(|s| s.join().ok()).unwrap_or_default();
 
@@ -235,6 +283,8 @@ fn control(ctx: RunContext) {
         workers_lost: outcome.workers_lost,
         task_timeline: outcome.records,
         cpu_timeline: samples,
+        io: IoStats::from_latencies(outcome.latencies_ms),
+        gil: outcome.gil,
     };
     let boxed = Box::new(report);
     ctx.emit(match status {
@@ -248,7 +298,7 @@ fn control(ctx: RunContext) {
 fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
     let mut cores = CoreSampler::new();
     let mut out = Vec::new();
-    let (mut last_t, mut last_cpu, mut last_n) = (0.0, 0u64, 0u64);
+    let (mut last_t, mut last_cpu, mut last_n, mut last_r) = (0.0, 0u64, 0u64, 0u64);
     loop {
         let closed = !matches!(
             stop.recv_timeout(SAMPLE_PERIOD),
@@ -257,6 +307,7 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
         let t = ctx.now_s();
         let cpu = ctx.meter.total_cpu_ns();
         let n = ctx.meter.total_numbers();
+        let r = ctx.meter.total_requests();
         let dt = t - last_t;
         if dt > 1e-3 || !closed {
             let s = Sample {
@@ -265,10 +316,11 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
                 run_cpu_percent: (100.0 * cpu.saturating_sub(last_cpu) as f64 / 1e9 / dt) as f32,
                 numbers_per_s: n.saturating_sub(last_n) as f64 / dt,
                 numbers_done: n,
+                requests_per_s: r.saturating_sub(last_r) as f64 / dt,
             };
             ctx.emit(Event::Sample(s.clone()));
             out.push(s);
-            (last_t, last_cpu, last_n) = (t, cpu, n);
+            (last_t, last_cpu, last_n, last_r) = (t, cpu, n, r);
         }
         if closed {
             return out;

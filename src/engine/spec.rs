@@ -18,17 +18,30 @@ pub enum BackendKind {
     Threads,
     /// A pool of child processes of scalelab itself, fed over pipes.
     Processes,
+    /// OS threads that must hold an emulated CPython GIL to compute.
+    Gil,
+    /// One thread running every task as a cooperative coroutine (tokio).
+    #[value(name = "eventloop")]
+    #[serde(rename = "eventloop")]
+    EventLoop,
 }
 
 impl BackendKind {
     /// Every backend the engine offers, in the order the UI lists them.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Threads, BackendKind::Processes];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Threads,
+        BackendKind::Gil,
+        BackendKind::Processes,
+        BackendKind::EventLoop,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Threads => "threads",
             BackendKind::Processes => "processes",
+            BackendKind::Gil => "gil",
+            BackendKind::EventLoop => "eventloop",
         }
     }
 
@@ -50,16 +63,32 @@ impl fmt::Display for BackendKind {
 pub enum WorkloadKind {
     /// The chapter's CPU-bound sum of seeded random integers in [1, 100].
     Cpu,
+    /// Requests to a local latency service; the result sums their payloads.
+    Io,
+    /// CPU slices between requests: the CPU sum plus the payloads.
+    Mixed,
 }
 
 impl WorkloadKind {
     /// Every workload, in the order the UI lists them.
-    pub const ALL: [WorkloadKind; 1] = [WorkloadKind::Cpu];
+    pub const ALL: [WorkloadKind; 3] = [WorkloadKind::Cpu, WorkloadKind::Io, WorkloadKind::Mixed];
+
+    /// True when tasks draw random numbers.
+    pub fn computes(self) -> bool {
+        matches!(self, WorkloadKind::Cpu | WorkloadKind::Mixed)
+    }
+
+    /// True when tasks make requests to the latency service.
+    pub fn does_io(self) -> bool {
+        matches!(self, WorkloadKind::Io | WorkloadKind::Mixed)
+    }
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Cpu => "cpu",
+            WorkloadKind::Io => "io",
+            WorkloadKind::Mixed => "mixed",
         }
     }
 }
@@ -79,7 +108,53 @@ pub struct RunSpec {
     pub tasks: u32,
     pub numbers_per_task: u64,
     pub seed: u64,
+    /// The I/O workload's knobs (used by `io` and `mixed`).
+    #[serde(default)]
+    pub io: IoParams,
+    /// The `gil` backend's knobs.
+    #[serde(default)]
+    pub gil: GilParams,
 }
+
+/// Requests per task and the latency service's delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoParams {
+    pub requests: u32,
+    pub latency_ms: u32,
+}
+
+impl Default for IoParams {
+    /// 8 tasks x 10 requests x 20 ms: about 1.6 s with one worker.
+    fn default() -> Self {
+        Self {
+            requests: 10,
+            latency_ms: 20,
+        }
+    }
+}
+
+/// Most requests a task may make, and the longest latency the service may add.
+pub const MAX_REQUESTS: u32 = 100_000;
+pub const MAX_LATENCY_MS: u32 = 60_000;
+
+/// The emulated GIL's switch interval (CPython's `sys.setswitchinterval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilParams {
+    pub switch_interval_us: u64,
+}
+
+impl Default for GilParams {
+    /// CPython's default: 5 ms.
+    fn default() -> Self {
+        Self {
+            switch_interval_us: 5_000,
+        }
+    }
+}
+
+/// Bounds of the switch interval: 50 us to 1 s.
+pub const MIN_SWITCH_US: u64 = 50;
+pub const MAX_SWITCH_US: u64 = 1_000_000;
 
 impl Default for RunSpec {
     /// The chapter's experiment: 8 workers, 8 tasks of 1,000,000 numbers.
@@ -91,6 +166,8 @@ impl Default for RunSpec {
             tasks: 8,
             numbers_per_task: 1_000_000,
             seed: 42,
+            io: IoParams::default(),
+            gil: GilParams::default(),
         }
     }
 }
@@ -136,7 +213,42 @@ impl RunSpec {
                 format!("{} is more than the limit of {MAX_TASKS}", self.tasks),
             );
         }
-        if self.numbers_per_task == 0 {
+        if self.workload.does_io() {
+            if self.io.requests == 0 {
+                bad("requests", "must be at least 1".into());
+            } else if self.io.requests > MAX_REQUESTS {
+                bad(
+                    "requests",
+                    format!(
+                        "{} is more than the limit of {MAX_REQUESTS}",
+                        self.io.requests
+                    ),
+                );
+            }
+            if self.io.latency_ms > MAX_LATENCY_MS {
+                bad(
+                    "latency_ms",
+                    format!(
+                        "{} ms is more than the limit of {MAX_LATENCY_MS} ms",
+                        self.io.latency_ms
+                    ),
+                );
+            }
+        }
+        if self.backend == BackendKind::Gil
+            && !(MIN_SWITCH_US..=MAX_SWITCH_US).contains(&self.gil.switch_interval_us)
+        {
+            bad(
+                "switch_interval",
+                format!(
+                    "{} us is outside {MIN_SWITCH_US} us ..= {MAX_SWITCH_US} us",
+                    self.gil.switch_interval_us
+                ),
+            );
+        }
+        if !self.workload.computes() {
+            // The io workload draws no numbers: numbers_per_task is not used.
+        } else if self.numbers_per_task == 0 {
             bad("numbers_per_task", "must be at least 1".into());
         } else if (self.tasks as u64)
             .checked_mul(self.numbers_per_task)
@@ -154,9 +266,13 @@ impl RunSpec {
         out
     }
 
-    /// Total numbers drawn by the run.
+    /// Total numbers drawn by the run (0 for the io workload).
     pub fn total_numbers(&self) -> u64 {
-        self.tasks as u64 * self.numbers_per_task
+        if self.workload.computes() {
+            self.tasks as u64 * self.numbers_per_task
+        } else {
+            0
+        }
     }
 }
 
@@ -207,6 +323,53 @@ mod tests {
             s.numbers_per_task = u64::MAX / 100;
         });
         assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn io_and_gil_knobs_are_checked() {
+        let io = |r, l| {
+            with(|s| {
+                s.workload = WorkloadKind::Io;
+                s.io = IoParams {
+                    requests: r,
+                    latency_ms: l,
+                };
+            })
+        };
+        assert_eq!(io(10, 20).validate(), Ok(()));
+        assert_eq!(io(0, 20).validate().unwrap_err().field, "requests");
+        assert_eq!(
+            io(MAX_REQUESTS + 1, 20).validate().unwrap_err().field,
+            "requests"
+        );
+        assert_eq!(
+            io(1, MAX_LATENCY_MS + 1).validate().unwrap_err().field,
+            "latency_ms"
+        );
+        // The io workload does not use numbers_per_task.
+        let mut s = io(1, 1);
+        s.numbers_per_task = 0;
+        assert_eq!(s.validate(), Ok(()));
+        let gil = |us| {
+            with(|s| {
+                s.backend = BackendKind::Gil;
+                s.gil.switch_interval_us = us;
+            })
+        };
+        assert_eq!(gil(5000).validate(), Ok(()));
+        assert_eq!(gil(0).validate().unwrap_err().field, "switch_interval");
+        assert_eq!(
+            gil(MAX_SWITCH_US + 1).validate().unwrap_err().field,
+            "switch_interval"
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for b in BackendKind::ALL {
+            assert_eq!(BackendKind::from_name(b.name()), Some(b));
+            assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{b}\""));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct RunMeter {
     numbers: Vec<AtomicU64>,
+    requests: Vec<AtomicU64>,
     cpu_ns: Vec<AtomicU64>,
 }
 
@@ -13,6 +14,7 @@ impl RunMeter {
     pub fn new(slots: usize) -> Self {
         Self {
             numbers: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            requests: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             cpu_ns: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -22,6 +24,20 @@ impl RunMeter {
         if let Some(c) = self.numbers.get(slot) {
             c.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Adds `n` answered requests to `slot`.
+    pub fn add_requests(&self, slot: usize, n: u64) {
+        if let Some(c) = self.requests.get(slot) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Sets the CPU time `slot` has used so far (a cumulative clock).

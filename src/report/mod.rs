@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backends::gil::GilReport;
 use crate::engine::event::{Sample, TaskRecord};
 use crate::engine::spec::RunSpec;
 
@@ -52,6 +53,39 @@ pub struct RunReport {
     pub task_timeline: Vec<TaskRecord>,
     /// Machine and run samples at 10 Hz.
     pub cpu_timeline: Vec<Sample>,
+    /// Request latencies of the I/O workloads (from sending a request to
+    /// being ready to run again, which under the GIL includes re-taking it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub io: Option<IoStats>,
+    /// What the emulated GIL did (the `gil` backend).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gil: Option<GilReport>,
+}
+
+/// Request latency statistics of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoStats {
+    pub requests: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p90: f64,
+    pub latency_ms_max: f64,
+}
+
+impl IoStats {
+    /// Statistics of a set of latencies; `None` when there are none.
+    pub fn from_latencies(mut ms: Vec<f32>) -> Option<Self> {
+        if ms.is_empty() {
+            return None;
+        }
+        ms.sort_by(f32::total_cmp);
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize] as f64;
+        Some(Self {
+            requests: ms.len() as u64,
+            latency_ms_p50: at(0.5),
+            latency_ms_p90: at(0.9),
+            latency_ms_max: at(1.0),
+        })
+    }
 }
 
 impl RunReport {

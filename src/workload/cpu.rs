@@ -82,7 +82,13 @@ impl CpuTask {
 
     /// Draws up to `CHUNK` numbers; returns how many were drawn (0 once done).
     pub fn step(&mut self) -> u64 {
-        let k = self.remaining.min(CHUNK);
+        self.step_by(CHUNK)
+    }
+
+    /// Draws up to `max` numbers (`max` is rounded down to an even count, at
+    /// least 2, so that the stream is the same however it is sliced).
+    pub fn step_by(&mut self, max: u64) -> u64 {
+        let k = self.remaining.min((max & !1).max(2));
         self.sum += draw_sum(&mut self.rng, k);
         self.remaining -= k;
         self.drawn += k;
@@ -207,6 +213,18 @@ mod tests {
         let n = 1_000_000;
         let mean = task_sum(1, 0, n) as f64 / n as f64;
         assert!((mean - 50.5).abs() < 0.1, "mean {mean}");
+    }
+
+    #[test]
+    fn slicing_never_changes_the_sum() {
+        let n = 3 * CHUNK + 5;
+        for step in [1, 2, 7, 4096, CHUNK, 2 * CHUNK] {
+            let mut t = CpuTask::new(5, 2, n);
+            while !t.is_done() {
+                t.step_by(step);
+            }
+            assert_eq!(t.sum(), task_sum(5, 2, n), "step {step}");
+        }
     }
 
     #[test]

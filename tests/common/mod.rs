@@ -11,6 +11,7 @@ pub fn options() -> EngineOptions {
     EngineOptions {
         worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
         worker_nice: 0,
+        ..EngineOptions::default()
     }
 }
 
@@ -22,6 +23,7 @@ pub fn spec(backend: BackendKind, workers: u32, tasks: u32, numbers: u64, seed: 
         tasks,
         numbers_per_task: numbers,
         seed,
+        ..RunSpec::default()
     }
 }
 

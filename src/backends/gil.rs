@@ -1,0 +1,315 @@
+//! `gil`: the thread pool under an emulated CPython global interpreter lock.
+//!
+//! Faithful to CPython's `ceval_gil.c`: the lock is a flag guarded by a mutex
+//! and a condition variable. A thread that wants it waits at most the switch
+//! interval; if the holder has not switched by then, the waiter sets a drop
+//! request. The holder checks for it at "eval breaker" points (every
+//! `EVAL_BREAKER_NUMBERS` numbers, about what a bytecode loop does), drops the
+//! lock, and waits until another thread has actually taken it, so it cannot
+//! grab it straight back. Blocking I/O releases the lock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::task_exec::TaskEnv;
+use super::threads::{AsMutThreadEnv, ThreadEnv, run_pool};
+use crate::engine::event::Event;
+use crate::engine::{BackendOutcome, RunContext};
+
+/// Numbers drawn between two eval-breaker checks.
+pub const EVAL_BREAKER_NUMBERS: u64 = 4096;
+/// Most holds kept in the timeline (a long run switches every few ms).
+const MAX_HOLDS: usize = 200_000;
+
+/// One stretch of time a worker held the GIL, in seconds since the run started.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GilHold {
+    pub worker: u32,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// How long one worker held the GIL and waited for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GilWorkerStats {
+    pub worker: u32,
+    pub held_s: f64,
+    pub waited_s: f64,
+    pub acquisitions: u64,
+}
+
+/// What the GIL did during a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GilReport {
+    pub switch_interval_ms: f64,
+    /// Times the GIL passed from one thread to another.
+    pub switches: u64,
+    /// Drop requests set by waiters whose wait timed out.
+    pub drop_requests: u64,
+    pub per_worker: Vec<GilWorkerStats>,
+    /// The hand-off timeline (the first `MAX_HOLDS` holds).
+    pub holds: Vec<GilHold>,
+    /// Holds left out of `holds` for size.
+    pub holds_dropped: u64,
+}
+
+struct GilState {
+    holder: Option<u32>,
+    last_holder: Option<u32>,
+    /// Incremented at every acquisition (CPython's `switch_number`).
+    switch_number: u64,
+    held_since: f64,
+    switches: u64,
+    drop_requests: u64,
+    per_worker: Vec<GilWorkerStats>,
+    holds: Vec<GilHold>,
+    holds_dropped: u64,
+}
+
+/// The emulated GIL shared by a run's worker threads.
+pub struct GilEmulator {
+    state: Mutex<GilState>,
+    /// Signalled when the GIL is released.
+    released: Condvar,
+    /// Signalled when the GIL is taken (for forced switching).
+    switched: Condvar,
+    drop_request: AtomicBool,
+    interval: Duration,
+    started: Instant,
+}
+
+impl GilEmulator {
+    pub fn new(workers: u32, interval: Duration, started: Instant) -> Self {
+        Self {
+            state: Mutex::new(GilState {
+                holder: None,
+                last_holder: None,
+                switch_number: 0,
+                held_since: 0.0,
+                switches: 0,
+                drop_requests: 0,
+                per_worker: (0..workers)
+                    .map(|worker| GilWorkerStats {
+                        worker,
+                        ..Default::default()
+                    })
+                    .collect(),
+                holds: Vec::new(),
+                holds_dropped: 0,
+            }),
+            released: Condvar::new(),
+            switched: Condvar::new(),
+            drop_request: AtomicBool::new(false),
+            interval,
+            started,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GilState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Takes the GIL for `worker`, waiting as CPython's `take_gil` does.
+    pub fn take(&self, worker: u32) {
+        let asked = Instant::now();
+        let mut g = self.lock();
+        while g.holder.is_some() {
+            let seen = g.switch_number;
+            let (guard, res) = self
+                .released
+                .wait_timeout(g, self.interval)
+                .unwrap_or_else(|p| p.into_inner());
+            g = guard;
+            if res.timed_out() && g.holder.is_some() && g.switch_number == seen {
+                // The holder kept it a whole interval: ask it to drop.
+                self.drop_request.store(true, Ordering::Release);
+                g.drop_requests += 1;
+            }
+        }
+        g.holder = Some(worker);
+        if g.last_holder.is_some_and(|l| l != worker) {
+            g.switches += 1;
+        }
+        g.last_holder = Some(worker);
+        g.switch_number += 1;
+        g.held_since = self.now_s();
+        self.drop_request.store(false, Ordering::Release);
+        let stats = &mut g.per_worker[worker as usize];
+        stats.waited_s += asked.elapsed().as_secs_f64();
+        stats.acquisitions += 1;
+        drop(g);
+        self.switched.notify_all();
+    }
+
+    /// Releases the GIL; with `forced`, waits until another thread has taken it.
+    /// Returns the hold that just ended.
+    pub fn release(&self, worker: u32, forced: bool) -> GilHold {
+        let mut g = self.lock();
+        debug_assert_eq!(g.holder, Some(worker));
+        let hold = GilHold {
+            worker,
+            start_s: g.held_since,
+            end_s: self.now_s(),
+        };
+        g.holder = None;
+        g.per_worker[worker as usize].held_s += hold.end_s - hold.start_s;
+        if g.holds.len() < MAX_HOLDS {
+            g.holds.push(hold);
+        } else {
+            g.holds_dropped += 1;
+        }
+        let seen = g.switch_number;
+        self.released.notify_one();
+        if forced {
+            // Not switched yet: wait (bounded, in case the waiter went away).
+            let deadline = Instant::now() + self.interval * 4;
+            while g.switch_number == seen && Instant::now() < deadline {
+                g = self
+                    .switched
+                    .wait_timeout(g, self.interval)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        hold
+    }
+
+    /// True when a waiter has asked the holder to drop the GIL.
+    pub fn drop_requested(&self) -> bool {
+        self.drop_request.load(Ordering::Acquire)
+    }
+
+    pub fn report(&self) -> GilReport {
+        let g = self.lock();
+        GilReport {
+            switch_interval_ms: self.interval.as_secs_f64() * 1e3,
+            switches: g.switches,
+            drop_requests: g.drop_requests,
+            per_worker: g.per_worker.clone(),
+            holds: g.holds.clone(),
+            holds_dropped: g.holds_dropped,
+        }
+    }
+}
+
+/// A worker thread's env under the GIL.
+struct GilEnv<'a> {
+    inner: ThreadEnv<'a>,
+    gil: &'a GilEmulator,
+}
+
+impl GilEnv<'_> {
+    fn release(&mut self, forced: bool) {
+        let hold = self.gil.release(self.inner.worker, forced);
+        self.inner.ctx.emit(Event::GilHold(hold));
+    }
+}
+
+impl TaskEnv for GilEnv<'_> {
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+    fn progress(&mut self, done: u64) {
+        self.inner.progress(done)
+    }
+    fn slice(&self) -> u64 {
+        EVAL_BREAKER_NUMBERS
+    }
+    fn between_slices(&mut self) {
+        if self.gil.drop_requested() {
+            self.release(true);
+            self.gil.take(self.inner.worker);
+        }
+    }
+    fn before_blocking(&mut self) {
+        self.release(false);
+    }
+    fn after_blocking(&mut self) {
+        self.gil.take(self.inner.worker);
+    }
+    fn request_done(&mut self) {
+        self.inner.request_done()
+    }
+}
+
+impl<'a> AsMutThreadEnv<'a> for GilEnv<'a> {
+    fn thread_env(&mut self) -> &mut ThreadEnv<'a> {
+        &mut self.inner
+    }
+    fn on_start(&mut self) {
+        self.gil.take(self.inner.worker);
+    }
+    fn on_exit(&mut self) {
+        self.release(false);
+    }
+}
+
+/// Runs every task on `spec.workers` threads that share one emulated GIL.
+pub fn run(ctx: &RunContext) -> BackendOutcome {
+    let gil = GilEmulator::new(
+        ctx.spec.workers,
+        Duration::from_micros(ctx.spec.gil.switch_interval_us),
+        ctx.started(),
+    );
+    let mut outcome = run_pool(ctx, |inner| GilEnv { inner, gil: &gil });
+    outcome.gil = Some(gil.report());
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn two_spinning_threads_never_hold_it_together_and_switch_near_the_interval() {
+        let gil = Arc::new(GilEmulator::new(
+            2,
+            Duration::from_millis(5),
+            Instant::now(),
+        ));
+        let holders = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let hs: Vec<_> = (0..2)
+            .map(|w| {
+                let (gil, holders) = (gil.clone(), holders.clone());
+                std::thread::spawn(move || {
+                    gil.take(w);
+                    let end = Instant::now() + Duration::from_millis(300);
+                    while Instant::now() < end {
+                        assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        std::hint::spin_loop();
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        if gil.drop_requested() {
+                            gil.release(w, true);
+                            gil.take(w);
+                        }
+                    }
+                    gil.release(w, false);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let r = gil.report();
+        assert!(r.switches >= 10, "{} switches", r.switches);
+        let mut holds = r.holds.clone();
+        holds.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+        assert!(
+            holds.windows(2).all(|w| w[0].end_s <= w[1].start_s),
+            "overlapping holds"
+        );
+        // Holds last about the switch interval (loosely: machines here are noisy).
+        let mut d: Vec<f64> = holds.iter().map(|h| h.end_s - h.start_s).collect();
+        d.sort_by(f64::total_cmp);
+        let median = d[d.len() / 2];
+        assert!((0.004..0.030).contains(&median), "median hold {median} s");
+    }
+}

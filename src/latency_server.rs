@@ -1,0 +1,147 @@
+//! The local latency service the I/O workload talks to: answers each request
+//! after a fixed delay with a payload derived from (seed, task, request).
+//! It binds 127.0.0.1 on an ephemeral port and lives exactly as long as its value.
+
+use std::io;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::workload::io::payload;
+
+/// A running latency service; dropping it shuts it down and closes every connection.
+pub struct LatencyServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LatencyServer {
+    /// Starts the service for a run seeded `seed`, answering after `latency`.
+    pub fn start(seed: u64, latency: Duration) -> io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("scalelab-latency".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = rx => {}
+                        _ = accept_loop(listener, seed, latency) => {}
+                    }
+                });
+                // Dropping the runtime drops every connection task.
+            })?;
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Where the service listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for LatencyServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, seed: u64, latency: Duration) {
+    loop {
+        if let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, seed, latency));
+        }
+    }
+}
+
+/// Answers a connection's requests one after another until it closes.
+async fn serve(mut stream: TcpStream, seed: u64, latency: Duration) {
+    let _ = stream.set_nodelay(true);
+    let mut req = [0u8; 16];
+    while stream.read_exact(&mut req).await.is_ok() {
+        let task = u64::from_le_bytes(req[..8].try_into().expect("8 bytes"));
+        let request = u64::from_le_bytes(req[8..].try_into().expect("8 bytes"));
+        tokio::time::sleep(latency).await;
+        if stream
+            .write_all(&payload(seed, task, request).to_le_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::io::IoClient;
+    use std::time::Instant;
+
+    #[test]
+    fn answers_after_the_latency_with_the_payload_and_binds_loopback() {
+        let server = LatencyServer::start(9, Duration::from_millis(30)).unwrap();
+        assert!(server.addr().ip().is_loopback());
+        let mut c = IoClient::connect(server.addr()).unwrap();
+        let t = Instant::now();
+        let p = c.request(4, 2, Duration::from_secs(5), &|| false).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert_eq!(p, payload(9, 4, 2));
+    }
+
+    #[test]
+    fn concurrent_requests_overlap() {
+        let server = LatencyServer::start(1, Duration::from_millis(50)).unwrap();
+        let addr = server.addr();
+        let t = Instant::now();
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let mut c = IoClient::connect(addr).unwrap();
+                    c.request(i, 0, Duration::from_secs(5), &|| false).unwrap()
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        // Eight 50 ms requests in parallel, not one after another (400 ms).
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn dropping_the_server_ends_it_and_its_connections() {
+        let server = LatencyServer::start(1, Duration::from_millis(10)).unwrap();
+        let addr = server.addr();
+        let mut c = IoClient::connect(addr).unwrap();
+        drop(server);
+        assert!(c.request(0, 0, Duration::from_secs(2), &|| false).is_err());
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The I/O-bound workload: each task makes R requests to the local latency
+//! service, which answers each after L ms with a payload derived from
+//! (seed, task, request). The task's result is the sum of its payloads, so it
+//! is as verifiable as a CPU sum. The `mixed` workload draws a slice of its
+//! CPU numbers before each request.
+//!
+//! Protocol (binary, over TCP): the client sends 16 bytes, the task index and
+//! the request index as little-endian u64; the service answers 8 bytes, the
+//! payload as a little-endian u64.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::cpu::{mix64, task_seed};
+
+/// The payload the service returns for request `request` of task `task`: 1..=100.
+pub fn payload(seed: u64, task: u64, request: u64) -> u64 {
+    1 + mix64(task_seed(seed, task) ^ mix64(request.wrapping_add(1))) % 100
+}
+
+/// Sum of the payloads of a task's `requests` requests.
+pub fn io_sum(seed: u64, task: u64, requests: u32) -> u64 {
+    (0..requests as u64).map(|r| payload(seed, task, r)).sum()
+}
+
+/// How many of a mixed task's `numbers` must be drawn before request `i` of
+/// `requests` (an even count, so slicing keeps the CPU stream intact).
+pub fn mixed_slice_end(numbers: u64, requests: u32, i: u32) -> u64 {
+    let end = (numbers as u128 * (i as u128 + 1) / requests as u128) as u64;
+    if i + 1 == requests { numbers } else { end & !1 }
+}
+
+/// How often a blocked request wakes to see whether the run was cancelled.
+const POLL: Duration = Duration::from_millis(20);
+
+/// One connection to the latency service, held for one task.
+pub struct IoClient {
+    stream: TcpStream,
+    addr: SocketAddr,
+}
+
+impl IoClient {
+    pub fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(POLL))?;
+        Ok(Self { stream, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one request and waits for its payload; gives up (with `Interrupted`)
+    /// as soon as `cancelled()` says so, and fails after `give_up` without an answer.
+    pub fn request(
+        &mut self,
+        task: u64,
+        request: u64,
+        give_up: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> io::Result<u64> {
+        let mut msg = [0u8; 16];
+        msg[..8].copy_from_slice(&task.to_le_bytes());
+        msg[8..].copy_from_slice(&request.to_le_bytes());
+        self.stream.write_all(&msg)?;
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        let start = std::time::Instant::now();
+        while got < 8 {
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the latency service closed the connection",
+                    ));
+                }
+                Ok(n) => got += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if cancelled() {
+                        return Err(io::ErrorKind::Interrupted.into());
+                    }
+                    if start.elapsed() > give_up {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no answer within {give_up:?}"),
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(u64::from_le_bytes(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_in_range_and_vary() {
+        let p: Vec<u64> = (0..1000).map(|r| payload(1, 2, r)).collect();
+        assert!(p.iter().all(|&x| (1..=100).contains(&x)));
+        assert!(p.iter().collect::<std::collections::HashSet<_>>().len() > 90);
+        assert_ne!(io_sum(1, 2, 10), io_sum(2, 2, 10));
+        assert_ne!(io_sum(1, 2, 10), io_sum(1, 3, 10));
+    }
+
+    #[test]
+    fn mixed_slices_cover_all_numbers_in_even_steps() {
+        for (n, r) in [(10u64, 3u32), (1_000_001, 10), (5, 10), (1, 1)] {
+            let ends: Vec<u64> = (0..r).map(|i| mixed_slice_end(n, r, i)).collect();
+            assert_eq!(*ends.last().unwrap(), n);
+            assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
+            assert!(
+                ends[..ends.len() - 1].iter().all(|e| e % 2 == 0),
+                "{ends:?}"
+            );
+        }
+    }
+}
