@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::bench_models::{self, ModelsReport};
 use crate::engine::spec::{BackendKind, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::metrics::cores::core_count;
@@ -24,6 +25,8 @@ pub struct BenchConfig {
     pub backends: Vec<BackendKind>,
     pub max_workers: u32,
     pub options: EngineOptions,
+    /// Also measure the gil / eventloop / io claims.
+    pub models: bool,
 }
 
 impl Default for BenchConfig {
@@ -36,6 +39,7 @@ impl Default for BenchConfig {
             backends: vec![BackendKind::Threads, BackendKind::Processes],
             max_workers: cores,
             options: EngineOptions::default(),
+            models: true,
         }
     }
 }
@@ -63,6 +67,9 @@ pub struct BenchReport {
     /// Speed-up over one worker, by backend and worker count.
     pub speedup: BTreeMap<String, BTreeMap<u32, f64>>,
     pub runs: Vec<ScalingRun>,
+    /// The gil / eventloop / io claims (absent with `--no-models`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<ModelsReport>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -130,7 +137,20 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             });
         }
     }
+    let models = if cfg.models {
+        // The chapter's CPU experiment, scaled so that one worker takes ~scaling_run_s.
+        let per_task = numbers_per_task * tasks as u64 / 8;
+        Some(bench_models::run(
+            &cfg.options,
+            per_task,
+            kernel,
+            &mut progress,
+        )?)
+    } else {
+        None
+    };
     Ok(BenchReport {
+        models,
         cores,
         kernel_ns_per_number: kernel,
         bare_loop_ns_per_number: bare,
@@ -165,6 +185,10 @@ impl BenchReport {
                 r.cpu_percent,
                 r.speedup
             );
+        }
+        if let Some(m) = &self.models {
+            s += "\n";
+            s += &m.to_markdown();
         }
         s
     }

@@ -112,6 +112,9 @@ pub struct BenchArgs {
     /// Numbers per kernel timing.
     #[arg(long, default_value_t = 200_000_000)]
     pub kernel_numbers: u64,
+    /// Skip the gil / eventloop / io measurements.
+    #[arg(long)]
+    pub no_models: bool,
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
@@ -166,12 +169,28 @@ fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
+fn describe_task(s: &RunSpec) -> String {
+    match s.workload {
+        WorkloadKind::Cpu => format!("{} numbers each", s.numbers_per_task),
+        WorkloadKind::Io => format!("{} requests x {} ms each", s.io.requests, s.io.latency_ms),
+        WorkloadKind::Mixed => format!(
+            "{} numbers between {} requests x {} ms each",
+            s.numbers_per_task, s.io.requests, s.io.latency_ms
+        ),
+    }
+}
+
 fn print_text(r: &RunReport) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{} x {} numbers on {} with {} worker(s), seed {}",
-        r.spec.tasks, r.spec.numbers_per_task, r.spec.backend, r.spec.workers, r.spec.seed
+        "{} {} task(s) on {} with {} worker(s), seed {}: {}",
+        r.spec.tasks,
+        r.spec.workload,
+        r.spec.backend,
+        r.spec.workers,
+        r.spec.seed,
+        describe_task(&r.spec)
     );
     for (i, s) in r.sums.iter().enumerate() {
         match s {
@@ -180,6 +199,27 @@ fn print_text(r: &RunReport) {
         }
     }
     let _ = writeln!(out, "total: {}", r.total);
+    if let Some(io) = &r.io {
+        let _ = writeln!(
+            out,
+            "requests: {} latency p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+            io.requests, io.latency_ms_p50, io.latency_ms_p90, io.latency_ms_max
+        );
+    }
+    if let Some(g) = &r.gil {
+        let _ = writeln!(
+            out,
+            "gil: switch interval {} ms, {} switches, {} drop requests",
+            g.switch_interval_ms, g.switches, g.drop_requests
+        );
+        for w in &g.per_worker {
+            let _ = writeln!(
+                out,
+                "  worker {}: held {:.3} s, waited {:.3} s, {} acquisitions",
+                w.worker, w.held_s, w.waited_s, w.acquisitions
+            );
+        }
+    }
     if let Some(why) = &r.reason {
         let _ = writeln!(out, "{}: {why}", r.status.name());
     }
@@ -196,6 +236,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
     let cfg = BenchConfig {
         scaling_run_s: args.seconds,
         kernel_numbers: args.kernel_numbers,
+        models: !args.no_models,
         ..BenchConfig::default()
     };
     match bench::run(&cfg, |what| eprintln!("measuring {what}")) {

@@ -5,6 +5,7 @@
 
 pub mod backends;
 pub mod bench;
+pub mod bench_models;
 pub mod engine;
 pub mod latency_server;
 pub mod metrics;

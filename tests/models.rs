@@ -159,8 +159,10 @@ fn a_request_that_fails_fails_the_run_with_a_reason() {
         let h = start(s, opts).unwrap();
         // Let requests start, then take the service down.
         while !matches!(
-            h.events.recv_timeout(Duration::from_secs(10)),
-            Ok(Event::TaskStarted { .. })
+            h.events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the run starts"),
+            Event::TaskStarted { .. }
         ) {}
         std::thread::sleep(Duration::from_millis(100));
         drop(server);
