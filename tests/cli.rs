@@ -1,0 +1,202 @@
+//! The command line: JSON output holds the documented fields, %CPU agrees with
+//! what `time` measures, and bad input is refused with a message.
+
+use std::process::{Command, Stdio};
+
+use scalelab::metrics::clocks::reap_child;
+use scalelab::workload::cpu::task_sum;
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
+
+fn run_json(args: &[&str]) -> Value {
+    let out = Command::new(EXE)
+        .args(["run", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn json_output_holds_every_documented_field() {
+    for backend in ["threads", "processes", "gil", "eventloop"] {
+        let v = run_json(&[
+            "--backend",
+            backend,
+            "--workers",
+            "3",
+            "--tasks",
+            "5",
+            "--numbers",
+            "100000",
+            "--seed",
+            "7",
+        ]);
+        for field in [
+            "backend",
+            "workload",
+            "workers",
+            "tasks",
+            "numbers_per_task",
+            "seed",
+            "status",
+            "sums",
+            "total",
+            "wall_s",
+            "user_s",
+            "sys_s",
+            "cpu_percent",
+            "cores",
+            "task_timeline",
+            "cpu_timeline",
+        ] {
+            assert!(v.get(field).is_some(), "{backend}: no {field} in {v}");
+        }
+        assert_eq!(v["backend"], backend);
+        assert_eq!(v["workload"], "cpu");
+        assert_eq!(v["workers"], 3);
+        assert_eq!(v["numbers_per_task"], 100_000);
+        assert_eq!(v["status"], "ok");
+        let sums: Vec<u64> = v["sums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = (0..5).map(|t| task_sum(7, t, 100_000)).collect();
+        assert_eq!(sums, expected, "{backend}");
+        assert_eq!(v["total"].as_u64().unwrap(), expected.iter().sum::<u64>());
+        assert_eq!(v["task_timeline"].as_array().unwrap().len(), 5);
+        let sample = &v["cpu_timeline"][0];
+        assert!(
+            sample["per_core"].as_array().unwrap().len() == v["cores"].as_u64().unwrap() as usize
+        );
+    }
+}
+
+#[test]
+fn io_runs_report_latencies_and_gil_runs_their_gil() {
+    let v = run_json(&[
+        "--backend",
+        "gil",
+        "--workload",
+        "mixed",
+        "--workers",
+        "2",
+        "--tasks",
+        "2",
+        "--numbers",
+        "1000000",
+        "--requests",
+        "3",
+        "--latency-ms",
+        "2",
+        "--switch-interval-ms",
+        "1",
+    ]);
+    assert_eq!(v["io"]["requests"], 6);
+    assert!(v["io"]["latency_ms_p50"].as_f64().unwrap() >= 2.0);
+    assert_eq!(v["gil"]["switch_interval_ms"], 1.0);
+    assert_eq!(v["gil"]["per_worker"].as_array().unwrap().len(), 2);
+    assert!(!v["gil"]["holds"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn cpu_percent_agrees_with_what_time_measures() {
+    // What /usr/bin/time reports: the child's rusage over its wall time.
+    let t = std::time::Instant::now();
+    let child = Command::new(EXE)
+        .args([
+            "run",
+            "--format",
+            "json",
+            "--workers",
+            "2",
+            "--tasks",
+            "8",
+            "--numbers",
+            "60000000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdout = child.stdout.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+    let (exit, cpu) = reap_child(pid).unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    assert_eq!(exit, scalelab::metrics::clocks::ChildExit::Code(0));
+    let time_percent = 100.0 * cpu.total_s() / wall;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let ours = v["cpu_percent"].as_f64().unwrap();
+    assert!(
+        (ours - time_percent).abs() <= 10.0,
+        "scalelab says {ours:.1} %CPU, time would say {time_percent:.1} %"
+    );
+}
+
+#[test]
+fn text_output_prints_sums_and_a_time_line() {
+    let out = Command::new(EXE)
+        .args([
+            "run",
+            "--workers",
+            "2",
+            "--tasks",
+            "3",
+            "--numbers",
+            "1000",
+            "--seed",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("task 2: {}", task_sum(1, 2, 1000))),
+        "{text}"
+    );
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("user")
+            && last.contains("system")
+            && last.contains("% cpu")
+            && last.ends_with("total"),
+        "{last}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_message_and_a_failing_status() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--workers", "0"], "workers"),
+        (&["--workers", "1025"], "workers"),
+        (&["--workers", "-3"], "-3"),
+        (&["--workers", "many"], "--workers"),
+        (&["--workers", ""], "--workers"),
+        (&["--tasks", "0"], "tasks"),
+        (&["--numbers", "0"], "numbers"),
+        (&["--numbers", "18446744073709551615"], "overflow"),
+        (&["--backend", "fibers"], "fibers"),
+        (&["--workload", "io", "--requests", "0"], "requests"),
+        (
+            &["--backend", "gil", "--switch-interval-ms", "0"],
+            "switch_interval",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(EXE).arg("run").args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+    }
+}
