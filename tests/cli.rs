@@ -108,6 +108,7 @@ fn io_runs_report_latencies_and_gil_runs_their_gil() {
 }
 
 #[test]
+#[allow(clippy::zombie_processes)] // reaped with wait4, which also gives its rusage
 fn cpu_percent_agrees_with_what_time_measures() {
     // What /usr/bin/time reports: the child's rusage over its wall time.
     let t = std::time::Instant::now();
