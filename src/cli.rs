@@ -32,7 +32,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve tasks on stdin/stdout for a `processes` run (started by scalelab itself).
     #[command(hide = true)]
-    Worker,
+    Worker(WorkerArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,6 +102,16 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Die with this process (the master that started us).
+    #[arg(long)]
+    pub parent_pid: Option<u32>,
+    /// Lower our scheduling priority by this much.
+    #[arg(long, default_value_t = 0)]
+    pub nice: i32,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -122,7 +132,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Gui => gui(),
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
-        Command::Worker => worker(),
+        Command::Worker(args) => worker(&args),
     }
 }
 
@@ -253,7 +263,12 @@ fn bench(args: &BenchArgs) -> ExitCode {
     }
 }
 
-fn worker() -> ExitCode {
+fn worker(args: &WorkerArgs) -> ExitCode {
+    if let Some(parent) = args.parent_pid
+        && let Err(e) = scalelab::backends::process_worker::bind_to_parent(parent, args.nice)
+    {
+        return fail(format!("worker: {e}"));
+    }
     let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
     match scalelab::backends::process_worker::serve(&mut input, &mut output) {
         Ok(()) => ExitCode::SUCCESS,

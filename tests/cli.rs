@@ -201,3 +201,69 @@ fn bad_input_is_refused_with_a_message_and_a_failing_status() {
         assert!(out.stdout.is_empty(), "{args:?} printed a result");
     }
 }
+
+/// Pids of the processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // The fields after the ")" that closes the command name: state, ppid, ...
+                    let rest = &s[s.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[test]
+#[allow(clippy::zombie_processes)] // reaped with wait4 below
+fn killing_the_cli_ends_its_worker_processes_within_a_second() {
+    let child = Command::new(EXE)
+        .args([
+            "run",
+            "--backend",
+            "processes",
+            "--workers",
+            "3",
+            "--numbers",
+            "100000000000",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let workers = loop {
+        let w = children_of(pid);
+        if w.len() == 3 {
+            break w;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers never started: {w:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    reap_child(pid).unwrap();
+    let killed = std::time::Instant::now();
+    // A worker that died but waits to be reaped by its new parent (init) counts as gone.
+    let running = |w: &u32| {
+        std::fs::read_to_string(format!("/proc/{w}/stat"))
+            .ok()
+            .and_then(|s| s[s.rfind(')')? + 2..].chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X')
+    };
+    while workers.iter().any(running) {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(1),
+            "workers {workers:?} outlived their master by a second"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

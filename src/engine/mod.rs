@@ -308,8 +308,8 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
         let cpu = ctx.meter.total_cpu_ns();
         let n = ctx.meter.total_numbers();
         let r = ctx.meter.total_requests();
-        let dt = t - last_t;
-        if dt > 1e-3 || !closed {
+        let dt = (t - last_t).max(1e-6);
+        if dt > 1e-3 || !closed || out.is_empty() {
             let s = Sample {
                 t_s: t,
                 per_core: cores.sample(),
