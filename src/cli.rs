@@ -30,6 +30,8 @@ pub enum Command {
     Run(RunArgs),
     /// Measure the kernel and how the backends scale on this machine.
     Bench(BenchArgs),
+    /// Run the chapter's experiments on scalelab's backends and in real CPython, side by side.
+    Compare(CompareArgs),
     /// Serve tasks on stdin/stdout for a `processes` run (started by scalelab itself).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -101,6 +103,54 @@ pub struct RunArgs {
     pub format: Format,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Tasks per run (the chapter: 8).
+    #[arg(long, default_value_t = 8)]
+    pub tasks: u32,
+    /// Numbers each CPU task sums (the chapter: 1,000,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub numbers: u64,
+    /// Worker counts to run every backend with (default: 1, cores, 8).
+    #[arg(long, value_delimiter = ',')]
+    pub workers: Vec<u32>,
+    /// Backends to run (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub backends: Vec<BackendKind>,
+    /// Repetitions of every cell; medians and min-max are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Requests per I/O task.
+    #[arg(long, default_value_t = 10)]
+    pub requests: u32,
+    /// Latency of each request, in ms.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u32,
+    /// The CPython interpreter to run the chapter's scripts with.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Leave CPython out.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Skip the limits (kernel ceiling, start cost, cancel latency).
+    #[arg(long)]
+    pub no_limits: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Also draw the comparison as a PNG chart here.
+    #[arg(long)]
+    pub chart: Option<std::path::PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// Die with this process (the master that started us).
@@ -132,6 +182,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Gui => gui(),
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
+        Command::Compare(args) => compare(&args),
         Command::Worker(args) => worker(&args),
     }
 }
@@ -261,6 +312,66 @@ fn bench(args: &BenchArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+fn compare(args: &CompareArgs) -> ExitCode {
+    use scalelab::compare::{self, CompareConfig, chart, output};
+    let defaults = CompareConfig::default();
+    let cfg = CompareConfig {
+        tasks: args.tasks,
+        numbers: args.numbers,
+        workers: if args.workers.is_empty() {
+            defaults.workers.clone()
+        } else {
+            args.workers.clone()
+        },
+        backends: if args.backends.is_empty() {
+            defaults.backends.clone()
+        } else {
+            args.backends.clone()
+        },
+        repeat: args.repeat,
+        io: IoParams {
+            requests: args.requests,
+            latency_ms: args.latency_ms,
+        },
+        python: (!args.no_python).then(|| args.python.clone()),
+        limits: !args.no_limits,
+        ..defaults
+    };
+    if cfg.repeat == 0 || cfg.repeat > 100 {
+        return fail("--repeat must be between 1 and 100");
+    }
+    if let Some(dir) = args.chart.as_ref().and_then(|p| p.parent())
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        return fail(format!("--chart: no such folder: {}", dir.display()));
+    }
+    let report = match compare::run(&cfg, |what| eprintln!("measuring {what}")) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let text = match args.format {
+        TableFormat::Table => output::to_table(&report),
+        TableFormat::Markdown => output::to_markdown(&report),
+        TableFormat::Json => output::to_json(&report),
+        TableFormat::Csv => match output::to_csv(&report) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    if let Some(path) = &args.chart {
+        if let Err(e) = chart::write_png(&report, path) {
+            return fail(e);
+        }
+        eprintln!("chart written to {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn worker(args: &WorkerArgs) -> ExitCode {

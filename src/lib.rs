@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod bench;
 pub mod bench_models;
+pub mod compare;
 pub mod engine;
 pub mod latency_server;
 pub mod metrics;

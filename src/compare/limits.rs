@@ -1,0 +1,158 @@
+//! How close scalelab gets to the machine: the kernel next to the bare
+//! generator loop and an estimate of the hardware's ceiling; what starting a
+//! worker costs on each backend; how long a cancel takes.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::event::Event;
+use crate::engine::spec::{BackendKind, RunSpec};
+use crate::engine::{EngineOptions, start};
+use crate::workload::cpu::{bare_loop_sum, task_sum};
+
+/// Cycles per number the kernel could reach at best, by this reasoning:
+/// one xoshiro256++ step is ~11 simple integer operations on a dependency
+/// chain of ~4 cycles and yields two numbers; each number then costs a
+/// multiply, a compare and an add, which overlap with the next step. So about
+/// 2 cycles per step, 1 cycle per number, on a core that retires 3-4 simple
+/// operations per cycle.
+pub const CEILING_CYCLES_PER_NUMBER: f64 = 1.0;
+
+/// Start cost and cancel latency of one backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendLimits {
+    pub backend: BackendKind,
+    /// Time from starting a run until its last worker reported ready, per worker (8 workers).
+    pub start_ms_per_worker: f64,
+    /// From `cancel()` to the run's last event, median and worst of 5.
+    pub cancel_ms_median: f64,
+    pub cancel_ms_max: f64,
+}
+
+/// What `scalelab compare` reports about the limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub kernel_ns_per_number: f64,
+    pub bare_loop_ns_per_number: f64,
+    /// The core's clock as /proc/cpuinfo reports it (0 when unknown).
+    pub cpu_mhz: f64,
+    /// `CEILING_CYCLES_PER_NUMBER` at that clock.
+    pub ceiling_ns_per_number: f64,
+    pub backends: Vec<BackendLimits>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The highest `cpu MHz` in /proc/cpuinfo.
+fn cpu_mhz() -> f64 {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("cpu MHz"))
+        .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .fold(0.0, f64::max)
+}
+
+fn ns_per_number(numbers: u64, f: fn(u64, u64, u64) -> u64) -> f64 {
+    let t = Instant::now();
+    std::hint::black_box(f(std::hint::black_box(42), 0, numbers));
+    t.elapsed().as_nanos() as f64 / numbers as f64
+}
+
+fn start_cost(backend: BackendKind, options: &EngineOptions) -> Result<f64, String> {
+    // Tasks long enough that every worker must start; cancelled once they have.
+    let spec = RunSpec {
+        backend,
+        workers: 8,
+        tasks: 8,
+        numbers_per_task: 100_000_000_000,
+        ..RunSpec::default()
+    };
+    let t = Instant::now();
+    let h = start(spec, options.clone()).map_err(|e| e.to_string())?;
+    let mut started = 0;
+    while started < 8 {
+        match h.events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::WorkerStarted { .. }) => started += 1,
+            Ok(e) if e.is_terminal() => return Err(format!("{backend}: the run ended early")),
+            Ok(_) => {}
+            Err(_) => return Err(format!("{backend}: not every worker started")),
+        }
+    }
+    let at = t.elapsed();
+    h.cancel();
+    h.join();
+    Ok(at.as_secs_f64() * 1e3 / 8.0)
+}
+
+fn cancel_latency(backend: BackendKind, options: &EngineOptions) -> Result<f64, String> {
+    let spec = RunSpec {
+        backend,
+        workers: 4,
+        tasks: 8,
+        numbers_per_task: 100_000_000_000,
+        ..RunSpec::default()
+    };
+    let h = start(spec, options.clone()).map_err(|e| e.to_string())?;
+    let mut busy = 0;
+    while busy < 4 {
+        match h.events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::TaskStarted { .. }) => busy += 1,
+            Ok(_) => {}
+            Err(_) => return Err(format!("{backend}: the run did not start")),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    h.cancel();
+    for e in h.events.iter() {
+        if e.is_terminal() {
+            break;
+        }
+    }
+    let took = t.elapsed();
+    h.join();
+    Ok(took.as_secs_f64() * 1e3)
+}
+
+/// Measures the limits for `backends`.
+pub fn measure(options: &EngineOptions, backends: &[BackendKind]) -> Result<Limits, String> {
+    let n = 100_000_000;
+    ns_per_number(n / 10, task_sum);
+    let (mut k, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        k.push(ns_per_number(n, task_sum));
+        b.push(ns_per_number(n, bare_loop_sum));
+    }
+    let mhz = cpu_mhz();
+    let mut out = Vec::new();
+    for &backend in backends {
+        let starts = (0..5)
+            .map(|_| start_cost(backend, options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cancels = (0..5)
+            .map(|_| cancel_latency(backend, options))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(BackendLimits {
+            backend,
+            start_ms_per_worker: median(starts),
+            cancel_ms_max: cancels.iter().cloned().fold(0.0, f64::max),
+            cancel_ms_median: median(cancels),
+        });
+    }
+    Ok(Limits {
+        kernel_ns_per_number: median(k),
+        bare_loop_ns_per_number: median(b),
+        cpu_mhz: mhz,
+        ceiling_ns_per_number: if mhz > 0.0 {
+            CEILING_CYCLES_PER_NUMBER * 1e3 / mhz
+        } else {
+            0.0
+        },
+        backends: out,
+    })
+}
