@@ -32,6 +32,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the chapter's experiments on scalelab's backends and in real CPython, side by side.
     Compare(CompareArgs),
+    /// Many small runs back to back; then what the process still holds.
+    Soak(SoakArgs),
+    /// Seeded worker kills and cancels at random moments; every run must end properly.
+    Faults(FaultArgs),
     /// Serve tasks on stdin/stdout for a `processes` run (started by scalelab itself).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -152,6 +156,26 @@ pub struct CompareArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SoakArgs {
+    /// Runs in all, cycling through every backend and workload.
+    #[arg(long, default_value_t = 500)]
+    pub runs: usize,
+    /// Start `scalelab run` processes instead of running in this process.
+    #[arg(long)]
+    pub cli: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FaultArgs {
+    /// Cases to run.
+    #[arg(long, default_value_t = 300)]
+    pub cases: usize,
+    /// Seed of the campaign: the same seed gives the same cases.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// Die with this process (the master that started us).
     #[arg(long)]
@@ -183,6 +207,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
         Command::Compare(args) => compare(&args),
+        Command::Soak(args) => soak(&args),
+        Command::Faults(args) => faults(&args),
         Command::Worker(args) => worker(&args),
     }
 }
@@ -372,6 +398,48 @@ fn compare(args: &CompareArgs) -> ExitCode {
         eprintln!("chart written to {}", path.display());
     }
     ExitCode::SUCCESS
+}
+
+fn soak(args: &SoakArgs) -> ExitCode {
+    use scalelab::reliability::soak;
+    if args.runs == 0 || args.runs > 1_000_000 {
+        return fail("--runs must be between 1 and 1000000");
+    }
+    let r = if args.cli {
+        match std::env::current_exe() {
+            Ok(exe) => soak::soak_cli(args.runs, &BackendKind::ALL, &exe),
+            Err(e) => return fail(format!("cannot find this executable: {e}")),
+        }
+    } else {
+        soak::soak(args.runs, &BackendKind::ALL, &EngineOptions::default())
+    };
+    println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));
+    if r.clean() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("scalelab: the soak found problems");
+        ExitCode::from(1)
+    }
+}
+
+fn faults(args: &FaultArgs) -> ExitCode {
+    use scalelab::reliability::faults;
+    if args.cases == 0 || args.cases > 100_000 {
+        return fail("--cases must be between 1 and 100000");
+    }
+    let r = faults::campaign(
+        args.seed,
+        args.cases,
+        &BackendKind::ALL,
+        &EngineOptions::default(),
+    );
+    println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));
+    if r.bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("scalelab: {} case(s) broke the promise", r.bad.len());
+        ExitCode::from(1)
+    }
 }
 
 fn worker(args: &WorkerArgs) -> ExitCode {

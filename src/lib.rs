@@ -10,6 +10,7 @@ pub mod compare;
 pub mod engine;
 pub mod latency_server;
 pub mod metrics;
+pub mod reliability;
 pub mod report;
 pub mod wire;
 pub mod workload;

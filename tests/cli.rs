@@ -267,3 +267,65 @@ fn killing_the_cli_ends_its_worker_processes_within_a_second() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+#[test]
+fn garbage_on_a_workers_stdin_ends_it_with_a_message() {
+    use std::io::Write;
+    for garbage in [
+        &b"\xff\xff\xff\xff"[..],         // a frame far over the size limit
+        b"\x05\0\0\0hello",               // not JSON
+        b"\x0f\0\0\0{\"type\":\"task\"}", // a task missing its fields
+        b"\x03\0",                        // a truncated length
+    ] {
+        let mut child = Command::new(EXE)
+            .arg("worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(garbage).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{garbage:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("worker: bad input from the master"),
+            "{garbage:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn two_scalelab_runs_at_once_do_not_disturb_each_other() {
+    let spawn = |backend: &str| {
+        Command::new(EXE)
+            .args([
+                "run",
+                "--format",
+                "json",
+                "--backend",
+                backend,
+                "--workers",
+                "4",
+            ])
+            .args(["--tasks", "8", "--numbers", "20000000", "--seed", "3"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("processes"), spawn("processes"));
+    let expected: Vec<u64> = (0..8).map(|t| task_sum(3, t, 20_000_000)).collect();
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sums: Vec<u64> = v["sums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_u64().unwrap())
+            .collect();
+        assert_eq!(sums, expected);
+    }
+}

@@ -1,0 +1,89 @@
+//! What this process holds: threads, open descriptors, children, resident memory.
+
+use serde::Serialize;
+
+/// A snapshot of the process's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    pub threads: usize,
+    pub fds: usize,
+    /// Children still running or waiting to be reaped.
+    pub children: usize,
+    pub rss_kib: u64,
+}
+
+fn count_dir(path: &str) -> usize {
+    std::fs::read_dir(path).map_or(0, |d| d.count())
+}
+
+/// The parent pid and state letter of process `pid`, from /proc/PID/stat.
+pub fn ppid_and_state(pid: u32) -> Option<(u32, char)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut it = rest.split(' ');
+    let state = it.next()?.chars().next()?;
+    let ppid = it.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// Pids of the children of `pid` (zombies included), with their state letters.
+pub fn children_of(pid: u32) -> Vec<(u32, char)> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|p| {
+                    let (ppid, state) = ppid_and_state(p)?;
+                    (ppid == pid).then_some((p, state))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True while `pid` runs (a zombie, dead but not reaped, does not count).
+pub fn is_running(pid: u32) -> bool {
+    ppid_and_state(pid).is_some_and(|(_, s)| s != 'Z' && s != 'X')
+}
+
+/// This process's resources now.
+pub fn snapshot() -> Resources {
+    let page_kib = 4; // Linux x86_64 and aarch64 base pages
+    let rss_pages: u64 = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split(' ').nth(1)?.parse().ok())
+        .unwrap_or(0);
+    Resources {
+        threads: count_dir("/proc/self/task"),
+        // read_dir itself holds one descriptor open while counting.
+        fds: count_dir("/proc/self/fd").saturating_sub(1),
+        children: children_of(std::process::id()).len(),
+        rss_kib: rss_pages * page_kib,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped below with reap_child
+    fn sees_a_child_and_its_end() {
+        let before = snapshot();
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(
+            children_of(std::process::id())
+                .iter()
+                .any(|(p, _)| *p == pid)
+        );
+        assert!(is_running(pid));
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        crate::metrics::clocks::reap_child(pid).unwrap();
+        assert!(!is_running(pid));
+        assert!(before.threads >= 1 && before.rss_kib > 0);
+    }
+}

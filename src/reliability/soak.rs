@@ -1,0 +1,145 @@
+//! Many runs back to back, then a look at what the process still holds.
+
+use serde::Serialize;
+
+use super::procinfo::{Resources, snapshot};
+use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
+use crate::engine::{EngineOptions, run_to_end};
+use crate::report::RunStatus;
+use crate::workload::expected_sum;
+
+/// What a soak found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakReport {
+    pub runs: usize,
+    pub failures: Vec<String>,
+    pub after_first_run: Resources,
+    pub after_soak: Resources,
+    pub rss_growth_percent: f64,
+}
+
+impl SoakReport {
+    /// True when nothing failed, nothing leaked and memory grew less than 10 %.
+    pub fn clean(&self) -> bool {
+        let (a, b) = (&self.after_first_run, &self.after_soak);
+        self.failures.is_empty()
+            && b.threads <= a.threads
+            && b.fds <= a.fds
+            && b.children <= a.children
+            && self.rss_growth_percent < 10.0
+    }
+}
+
+/// The `i`-th spec of the soak: every backend and workload in turn, small sizes.
+pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
+    let backend = backends[i % backends.len()];
+    let workload = WorkloadKind::ALL[(i / backends.len()) % WorkloadKind::ALL.len()];
+    RunSpec {
+        backend,
+        workload,
+        workers: 1 + (i % 3) as u32,
+        tasks: 4,
+        numbers_per_task: 20_000,
+        seed: i as u64,
+        io: IoParams {
+            requests: 2,
+            latency_ms: 1,
+        },
+        ..RunSpec::default()
+    }
+}
+
+/// Runs `runs` runs of the `scalelab` binary `exe` (`scalelab run`), one after
+/// another, and compares this process's resources after the first and the last.
+pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) -> SoakReport {
+    let mut failures = Vec::new();
+    let mut first = None;
+    for i in 0..runs.max(1) {
+        let s = soak_spec(i, backends);
+        let out = std::process::Command::new(exe)
+            .args(["run", "--format", "json"])
+            .args([
+                "--backend",
+                s.backend.name(),
+                "--workload",
+                s.workload.name(),
+            ])
+            .args([
+                "--workers",
+                &s.workers.to_string(),
+                "--tasks",
+                &s.tasks.to_string(),
+            ])
+            .args([
+                "--numbers",
+                &s.numbers_per_task.to_string(),
+                "--seed",
+                &s.seed.to_string(),
+            ])
+            .args(["--requests", &s.io.requests.to_string()])
+            .args(["--latency-ms", &s.io.latency_ms.to_string()])
+            .output();
+        let what = format!("cli run {i} ({} {} x{})", s.backend, s.workload, s.workers);
+        match out {
+            Ok(o) if o.status.success() => {
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+                let want: Vec<u64> = (0..s.tasks).map(|t| expected_sum(&s, t)).collect();
+                if v["sums"] != serde_json::json!(want) {
+                    failures.push(format!("{what}: wrong sums"));
+                }
+            }
+            Ok(o) => failures.push(format!(
+                "{what}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => failures.push(format!("{what}: cannot start: {e}")),
+        }
+        if i == 0 {
+            first = Some(snapshot());
+        }
+    }
+    finish(runs, failures, first)
+}
+
+fn finish(runs: usize, failures: Vec<String>, first: Option<Resources>) -> SoakReport {
+    let after_first_run = first.expect("at least one run");
+    let after_soak = snapshot();
+    SoakReport {
+        runs: runs.max(1),
+        failures,
+        rss_growth_percent: 100.0 * (after_soak.rss_kib as f64 - after_first_run.rss_kib as f64)
+            / after_first_run.rss_kib.max(1) as f64,
+        after_first_run,
+        after_soak,
+    }
+}
+
+/// Runs `runs` runs in this process and compares its resources after the
+/// first run with those after the last.
+pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> SoakReport {
+    let mut failures = Vec::new();
+    let mut first = None;
+    for i in 0..runs.max(1) {
+        let spec = soak_spec(i, backends);
+        let what = format!(
+            "run {i} ({} {} x{})",
+            spec.backend, spec.workload, spec.workers
+        );
+        match run_to_end(spec.clone(), options.clone()) {
+            Ok(r) if r.status == RunStatus::Ok => {
+                let want: Vec<_> = (0..spec.tasks)
+                    .map(|t| Some(expected_sum(&spec, t)))
+                    .collect();
+                if r.sums != want {
+                    failures.push(format!("{what}: wrong sums"));
+                }
+            }
+            Ok(r) => failures.push(format!("{what}: {}", r.reason.unwrap_or_default())),
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+        if i == 0 {
+            first = Some(snapshot());
+        }
+    }
+    finish(runs, failures, first)
+}
