@@ -104,6 +104,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                 tasks,
                 numbers_per_task,
                 seed: 42,
+                bus: Default::default(),
             };
             let r = run_to_end(spec, cfg.options.clone()).map_err(|e| e.to_string())?;
             if r.status != RunStatus::Ok {

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use scalelab::backends::bus;
+use scalelab::backends::bus_worker::{self, JoinOptions};
 use scalelab::bench::{self, BenchConfig};
-use scalelab::engine::event::Event;
-use scalelab::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+use scalelab::engine::event::{BusEvent, Event};
+use scalelab::engine::spec::{BackendKind, BusParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::report::{RunReport, RunStatus};
 
@@ -30,9 +32,22 @@ pub enum Command {
     Run(RunArgs),
     /// Measure the kernel and how the backends scale on this machine.
     Bench(BenchArgs),
-    /// Serve tasks on stdin/stdout for a `processes` run (started by scalelab itself).
-    #[command(hide = true)]
-    Worker,
+    /// Serve tasks: on stdin/stdout for a `processes` run (no arguments), or
+    /// over the bus of a `bus` run with `--connect`.
+    Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Join the `bus` run listening at this endpoint (as the run prints it).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub connect: Option<String>,
+    /// The run's token (default: the SCALELAB_BUS_TOKEN environment variable).
+    #[arg(long, requires = "connect")]
+    pub token: Option<String>,
+    /// Seconds to wait for the master to accept the join.
+    #[arg(long, default_value_t = 10.0, requires = "connect")]
+    pub join_timeout: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +76,25 @@ pub struct SpecArgs {
     /// Seed of the run; the same seed gives the same sums on every backend.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+/// Settings of the `bus` backend.
+#[derive(Args, Debug, Clone)]
+pub struct BusArgs {
+    /// Endpoint the bus master binds; anything but loopback exposes it on purpose.
+    #[arg(long, default_value = "tcp://127.0.0.1:*", value_name = "ENDPOINT")]
+    pub bind: String,
+    /// Token workers must present (default: a fresh one, printed).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// How many of the workers join from elsewhere instead of being started here.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub remote: u32,
+    /// Bus heartbeat interval; a worker silent for 5 intervals is lost.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub heartbeat_ms: u32,
 }
 
 impl SpecArgs {
@@ -72,6 +106,12 @@ impl SpecArgs {
             tasks: self.tasks,
             numbers_per_task: self.numbers,
             seed: self.seed,
+            bus: BusParams {
+                bind: self.bus.bind.clone(),
+                token: self.bus.token.clone(),
+                remote_workers: self.bus.remote,
+                heartbeat_ms: self.bus.heartbeat_ms,
+            },
         }
     }
 }
@@ -103,7 +143,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Gui => gui(),
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
-        Command::Worker => worker(),
+        Command::Worker(args) => worker(&args),
     }
 }
 
@@ -131,6 +171,7 @@ fn run(args: &RunArgs) -> ExitCode {
                 let again = requeued.map_or(String::new(), |t| format!("; task {t} re-queued"));
                 eprintln!("scalelab: {reason}{again}");
             }
+            Event::Bus(e) if args.format == Format::Text => print_bus_event(&e),
             Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => report = Some(*r),
             _ => {}
         }
@@ -196,7 +237,58 @@ fn bench(args: &BenchArgs) -> ExitCode {
     }
 }
 
-fn worker() -> ExitCode {
+/// What a person at the terminal needs from the bus: how to join, who joined or was refused.
+fn print_bus_event(e: &BusEvent) {
+    match e {
+        BusEvent::Listening { endpoint, token } => eprintln!(
+            "scalelab: bus listening on {endpoint}; join with: scalelab worker --connect {endpoint} --token {token}"
+        ),
+        BusEvent::WorkerJoined {
+            worker,
+            host,
+            pid,
+            local: false,
+        } => eprintln!("scalelab: worker {worker} joined from {host} (pid {pid})"),
+        BusEvent::Refused { peer, reason } => {
+            eprintln!("scalelab: refused a worker ({peer}): {reason}")
+        }
+        BusEvent::Tally(t) if *t != Default::default() => eprintln!(
+            "scalelab: bus dropped {} malformed, {} oversize, {} unexpected, {} duplicate frame(s); refused {} join(s)",
+            t.malformed, t.oversize, t.unexpected, t.duplicates, t.refused
+        ),
+        _ => {}
+    }
+}
+
+fn worker(args: &WorkerArgs) -> ExitCode {
+    let Some(endpoint) = &args.connect else {
+        return pipe_worker();
+    };
+    let Some(token) = args
+        .token
+        .clone()
+        .or_else(|| std::env::var(bus::TOKEN_ENV).ok())
+    else {
+        return fail(format!(
+            "worker: --connect needs --token (or {} in the environment)",
+            bus::TOKEN_ENV
+        ));
+    };
+    if !(args.join_timeout > 0.0 && args.join_timeout <= 3600.0) {
+        return fail("worker: --join-timeout must be between 0 and 3600 seconds");
+    }
+    let opts = JoinOptions {
+        endpoint: endpoint.clone(),
+        token,
+        join_timeout: std::time::Duration::from_secs_f64(args.join_timeout),
+    };
+    match bus_worker::serve(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("worker: {e}")),
+    }
+}
+
+fn pipe_worker() -> ExitCode {
     let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
     match scalelab::backends::process_worker::serve(&mut input, &mut output) {
         Ok(()) => ExitCode::SUCCESS,

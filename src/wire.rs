@@ -32,7 +32,30 @@ pub enum Message {
     Progress { task: u32, done: u64, cpu_ns: u64 },
     /// Worker -> master: the task's result.
     Done { task: u32, sum: u64, cpu_ns: u64 },
+    /// Bus worker -> master, first: who it is and the run's shared token.
+    Join {
+        protocol: u32,
+        token: String,
+        host: String,
+        pid: u32,
+    },
+    /// Bus master -> worker: accepted, as worker number `worker`; heartbeat every
+    /// `heartbeat_ms`, and a peer silent for `liveness` intervals is gone.
+    Welcome {
+        worker: u32,
+        heartbeat_ms: u32,
+        liveness: u32,
+    },
+    /// Bus master -> worker: not accepted (wrong token, unknown peer, ...); the worker exits.
+    Refused { reason: String },
+    /// Bus, both ways: still here.
+    Heartbeat {},
+    /// Bus master -> worker: the run is over (finished or cancelled); drop any task and exit.
+    Stop {},
 }
+
+/// Version of the bus conversation a `Join` announces (docs/PROTOCOL.md).
+pub const BUS_PROTOCOL: u32 = 1;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -153,6 +176,42 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(body, r#"{"type":"done","task":1,"sum":2,"cpu_ns":3}"#);
+    }
+
+    #[test]
+    fn bus_messages_round_trip_in_their_documented_shape() {
+        let cases = [
+            (
+                Message::Join {
+                    protocol: BUS_PROTOCOL,
+                    token: "t0k".into(),
+                    host: "box".into(),
+                    pid: 12,
+                },
+                r#"{"type":"join","protocol":1,"token":"t0k","host":"box","pid":12}"#,
+            ),
+            (
+                Message::Welcome {
+                    worker: 3,
+                    heartbeat_ms: 250,
+                    liveness: 5,
+                },
+                r#"{"type":"welcome","worker":3,"heartbeat_ms":250,"liveness":5}"#,
+            ),
+            (
+                Message::Refused {
+                    reason: "wrong token".into(),
+                },
+                r#"{"type":"refused","reason":"wrong token"}"#,
+            ),
+            (Message::Heartbeat {}, r#"{"type":"heartbeat"}"#),
+            (Message::Stop {}, r#"{"type":"stop"}"#),
+        ];
+        for (msg, json) in cases {
+            assert_eq!(String::from_utf8(encode(&msg)).unwrap(), json);
+            assert_eq!(decode(json.as_bytes()).unwrap(), msg);
+        }
+        assert!(decode(br#"{"type":"heartbeat","x":1}"#).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The backends: each turns a `RunSpec` into events, through the `RunContext`.
 
+pub mod bus;
+pub mod bus_worker;
 pub mod process_worker;
 pub mod processes;
 pub mod threads;
@@ -17,6 +19,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
     match ctx.spec.backend {
         BackendKind::Threads => threads::run(ctx),
         BackendKind::Processes => processes::run(ctx),
+        BackendKind::Bus => bus::run(ctx),
     }
 }
 

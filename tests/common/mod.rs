@@ -22,6 +22,7 @@ pub fn spec(backend: BackendKind, workers: u32, tasks: u32, numbers: u64, seed: 
         tasks,
         numbers_per_task: numbers,
         seed,
+        bus: Default::default(),
     }
 }
 

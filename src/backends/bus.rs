@@ -1,0 +1,801 @@
+//! `bus`: workers fed over a ZeroMQ message bus (the chapter's E6), local
+//! children of the run or `scalelab worker --connect` processes on other machines.
+//!
+//! The master binds a ROUTER; each worker is a DEALER that joins with the run's
+//! token and then gets one task at a time (the load-balancing pattern: the
+//! chapter's PUSH/PULL silently loses the tasks queued at a worker that dies).
+//! The master knows which worker holds which task, and re-queues it when that
+//! worker's process exits or its heartbeats stop. Only results from the
+//! current holder count; anything else is counted and dropped.
+//! docs/PROTOCOL.md describes the conversation.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::engine::event::{BusEvent, BusTally, Event, TaskRecord, WorkerKind};
+use crate::engine::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
+use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::wire::{self, BUS_PROTOCOL, FrameError, MAX_FRAME, Message};
+
+/// Environment variable through which local workers get the token (a command
+/// line would show it to every user of the machine in `ps`).
+pub const TOKEN_ENV: &str = "SCALELAB_BUS_TOKEN";
+/// Messages above this size make ZeroMQ drop the sender's connection before
+/// anything is allocated; between `MAX_FRAME` and this they are counted and dropped.
+pub const MAX_MESSAGE: i64 = 1 << 20;
+/// How many times a task may be re-queued after losing its worker.
+const MAX_RETRIES: u8 = 3;
+/// How long idle local workers get to leave after `stop` before they are killed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long a local child may take to join before it counts as failed.
+const JOIN_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait in the master's loop: bounds how late a cancel is noticed.
+const TICK: Duration = Duration::from_millis(10);
+/// Dropped frames reported one by one; past this only the tally counts them.
+const REPORTED_DROPS: u64 = 32;
+/// Longest host name kept from a join.
+const MAX_HOST: usize = 255;
+
+/// A task sent to a worker and not yet answered.
+struct InFlight {
+    task: u32,
+    start_s: f64,
+    cpu_ns_at_start: u64,
+}
+
+/// A worker that has joined.
+struct Peer {
+    /// ZeroMQ routing id of its connection.
+    id: Vec<u8>,
+    worker: u32,
+    host: String,
+    pid: u32,
+    /// Index in `children` when the run started this worker itself.
+    child: Option<usize>,
+    task: Option<InFlight>,
+    /// CPU time the worker last reported (its whole process).
+    cpu_ns: u64,
+    last_heard: Instant,
+}
+
+/// A worker process this run started.
+struct LocalChild {
+    worker: u32,
+    pid: u32,
+    started: Instant,
+    joined: bool,
+    alive: bool,
+}
+
+/// The master's side of the run.
+struct Master<'a> {
+    ctx: &'a RunContext,
+    socket: zmq::Socket,
+    endpoint: String,
+    token: String,
+    host: String,
+    heartbeat: Duration,
+    peers: Vec<Peer>,
+    children: Vec<LocalChild>,
+    queue: std::collections::VecDeque<u32>,
+    finished: Vec<bool>,
+    retries: Vec<u8>,
+    records: Vec<TaskRecord>,
+    cpu: CpuTimes,
+    lost: u32,
+    next_worker: u32,
+    tally: BusTally,
+}
+
+/// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
+fn bind(zctx: &zmq::Context, addr: &str) -> Result<(zmq::Socket, String), String> {
+    let fail = |what: &str, e: zmq::Error| format!("cannot {what} the bus socket: {e}");
+    let s = zctx.socket(zmq::ROUTER).map_err(|e| fail("create", e))?;
+    // Never block on close: a task for a vanished worker is re-queued, not kept.
+    s.set_linger(0).map_err(|e| fail("configure", e))?;
+    // Sending to a peer that has gone fails instead of vanishing silently.
+    s.set_router_mandatory(true)
+        .map_err(|e| fail("configure", e))?;
+    s.set_maxmsgsize(MAX_MESSAGE)
+        .map_err(|e| fail("configure", e))?;
+    s.bind(addr)
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let endpoint = s
+        .get_last_endpoint()
+        .map_err(|e| fail("read back", e))?
+        .map_err(|_| "the bound endpoint is not UTF-8".to_string())?;
+    Ok((s, endpoint))
+}
+
+/// A fresh random token: 128 bits from the kernel, in hex.
+fn fresh_token() -> Result<String, String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("cannot make a token: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Compares tokens in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn kill(pid: u32) {
+    // SAFETY: signalling our own unreaped child, whose pid cannot have been reused.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// True when child `pid` has exited (it stays a zombie until reaped).
+fn exited(pid: u32) -> bool {
+    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() != 0
+    }
+}
+
+/// A short name for a message's kind, for drop reports.
+fn kind(m: &Message) -> &'static str {
+    match m {
+        Message::Hello { .. } => "hello",
+        Message::Task { .. } => "task",
+        Message::Progress { .. } => "progress",
+        Message::Done { .. } => "done",
+        Message::Join { .. } => "join",
+        Message::Welcome { .. } => "welcome",
+        Message::Refused { .. } => "refused",
+        Message::Heartbeat {} => "heartbeat",
+        Message::Stop {} => "stop",
+    }
+}
+
+/// One message off the ROUTER: who sent it, and its body if it was exactly one frame.
+struct Incoming {
+    id: Vec<u8>,
+    body: Option<zmq::Message>,
+}
+
+impl<'a> Master<'a> {
+    fn local_workers(&self) -> u32 {
+        self.ctx.spec.bus.local_workers(self.ctx.spec.workers)
+    }
+
+    fn done(&self) -> bool {
+        self.records.len() == self.finished.len()
+    }
+
+    fn send(&self, id: &[u8], msg: &Message) -> Result<(), zmq::Error> {
+        self.socket.send(id, zmq::SNDMORE | zmq::DONTWAIT)?;
+        self.socket.send(wire::encode(msg), zmq::DONTWAIT)
+    }
+
+    /// Starts `scalelab worker --connect ENDPOINT` as a child that dies with this thread.
+    fn spawn_local(&mut self) -> Result<(), String> {
+        let worker = self.next_worker;
+        let exe = self
+            .ctx
+            .options
+            .worker_exe()
+            .map_err(|e| format!("cannot find the scalelab executable: {e}"))?;
+        let nice = self.ctx.options.worker_nice;
+        // SAFETY: getpid has no preconditions; read before fork for the check below.
+        let parent = unsafe { libc::getpid() };
+        let mut cmd = Command::new(&exe);
+        cmd.args(["worker", "--connect", &self.endpoint])
+            .env(TOKEN_ENV, &self.token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // SIGKILL when the thread that started it ends; give up at once
+                // if the parent is already gone.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                if nice > 0 {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                }
+                Ok(())
+            });
+        }
+        let pid = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start worker {worker} ({}): {e}", exe.display()))?
+            .id();
+        self.next_worker += 1;
+        self.children.push(LocalChild {
+            worker,
+            pid,
+            started: Instant::now(),
+            joined: false,
+            alive: true,
+        });
+        Ok(())
+    }
+
+    /// Receives one message without waiting; `None` when there is none.
+    fn receive(&self) -> Result<Option<Incoming>, String> {
+        let id = match self.socket.recv_bytes(zmq::DONTWAIT) {
+            Ok(id) => id,
+            Err(zmq::Error::EAGAIN) => return Ok(None),
+            Err(e) => return Err(format!("the bus socket failed: {e}")),
+        };
+        let mut body = None;
+        let mut parts = 1;
+        // Read every further part so the next message starts clean; keep one body only.
+        while self.socket.get_rcvmore().unwrap_or(false) {
+            let m = self
+                .socket
+                .recv_msg(zmq::DONTWAIT)
+                .map_err(|e| format!("the bus socket failed: {e}"))?;
+            parts += 1;
+            if parts == 2 {
+                body = Some(m);
+            }
+        }
+        if parts != 2 {
+            body = None;
+        }
+        Ok(Some(Incoming { id, body }))
+    }
+
+    fn peer_at(&self, id: &[u8]) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == id)
+    }
+
+    fn describe(&self, at: Option<usize>) -> String {
+        match at {
+            Some(i) => format!("worker {}", self.peers[i].worker),
+            None => "a peer that has not joined".into(),
+        }
+    }
+
+    /// Counts a frame as dropped and reports the first few.
+    fn dropped(&mut self, at: Option<usize>, reason: String) {
+        let t = &self.tally;
+        if t.malformed + t.oversize + t.unexpected + t.duplicates <= REPORTED_DROPS {
+            let peer = self.describe(at);
+            self.ctx
+                .emit(Event::Bus(BusEvent::Dropped { peer, reason }));
+        }
+    }
+
+    fn on_message(&mut self, m: Incoming) -> Result<(), String> {
+        let at = self.peer_at(&m.id);
+        if let Some(i) = at {
+            self.peers[i].last_heard = Instant::now();
+        }
+        let Some(body) = m.body else {
+            self.tally.malformed += 1;
+            self.dropped(at, "not exactly one frame".into());
+            return Ok(());
+        };
+        let msg = match wire::decode(&body) {
+            Ok(msg) => msg,
+            Err(FrameError::TooLarge(n)) => {
+                self.tally.oversize += 1;
+                self.dropped(at, format!("frame of {n} bytes exceeds {MAX_FRAME}"));
+                return Ok(());
+            }
+            Err(e) => {
+                self.tally.malformed += 1;
+                self.dropped(at, e.to_string());
+                return Ok(());
+            }
+        };
+        match (at, msg) {
+            (
+                None,
+                Message::Join {
+                    protocol,
+                    token,
+                    host,
+                    pid,
+                },
+            ) => {
+                self.on_join(m.id, protocol, &token, host, pid);
+                Ok(())
+            }
+            (None, msg) => {
+                self.count_unwanted(None, &msg);
+                // Tell it: a worker this master has given up on must not keep working.
+                let _ = self.send(
+                    &m.id,
+                    &Message::Refused {
+                        reason: "not joined: send a join first".into(),
+                    },
+                );
+                Ok(())
+            }
+            (Some(_), Message::Heartbeat {}) => Ok(()),
+            (Some(i), Message::Progress { task, done, cpu_ns }) => {
+                if self.peers[i].task.as_ref().map(|t| t.task) != Some(task) {
+                    self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
+                    return Ok(());
+                }
+                let p = &mut self.peers[i];
+                p.cpu_ns = p.cpu_ns.max(cpu_ns);
+                self.ctx.meter.set_cpu_ns(p.worker as usize, cpu_ns);
+                self.ctx.emit(Event::Progress {
+                    task,
+                    worker: p.worker,
+                    done: done.min(self.ctx.spec.numbers_per_task),
+                });
+                Ok(())
+            }
+            (Some(i), Message::Done { task, sum, cpu_ns }) => {
+                self.on_done(i, task, sum, cpu_ns);
+                Ok(())
+            }
+            (Some(_), msg) => {
+                self.count_unwanted(at, &msg);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a valid message that its sender had no business sending.
+    fn count_unwanted(&mut self, at: Option<usize>, msg: &Message) {
+        let finished = |t: u32| self.finished.get(t as usize).copied().unwrap_or(false);
+        let reason = match *msg {
+            Message::Done { task, .. } if finished(task) => {
+                self.tally.duplicates += 1;
+                format!("late result for task {task}, already finished")
+            }
+            Message::Done { task, .. } | Message::Progress { task, .. } => {
+                self.tally.unexpected += 1;
+                format!("{} for task {task}, which it does not hold", kind(msg))
+            }
+            _ => {
+                self.tally.unexpected += 1;
+                format!("unexpected {}", kind(msg))
+            }
+        };
+        self.dropped(at, reason);
+    }
+
+    fn on_join(&mut self, id: Vec<u8>, protocol: u32, token: &str, mut host: String, pid: u32) {
+        if host.len() > MAX_HOST {
+            host = host.chars().take(MAX_HOST / 4).collect();
+        }
+        let refusal = if protocol != BUS_PROTOCOL {
+            Some(format!(
+                "protocol {protocol} is not supported (this master speaks {BUS_PROTOCOL})"
+            ))
+        } else if !same_token(token, &self.token) {
+            Some("wrong token".to_string())
+        } else if self.peers.len() >= MAX_WORKERS as usize {
+            Some(format!("the run already has {MAX_WORKERS} workers"))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.tally.refused += 1;
+            let _ = self.send(
+                &id,
+                &Message::Refused {
+                    reason: reason.clone(),
+                },
+            );
+            self.ctx.emit(Event::Bus(BusEvent::Refused {
+                peer: format!("{host} pid {pid}"),
+                reason,
+            }));
+            return;
+        }
+        let child = (host == self.host)
+            .then(|| {
+                self.children
+                    .iter()
+                    .position(|c| c.pid == pid && c.alive && !c.joined)
+            })
+            .flatten();
+        let worker = match child {
+            Some(c) => {
+                self.children[c].joined = true;
+                self.children[c].worker
+            }
+            None => {
+                self.next_worker += 1;
+                self.next_worker - 1
+            }
+        };
+        let welcome = Message::Welcome {
+            worker,
+            heartbeat_ms: self.heartbeat.as_millis() as u32,
+            liveness: HEARTBEAT_LIVENESS,
+        };
+        if self.send(&id, &welcome).is_err() {
+            return; // gone already; a child's exit is noticed by its pid
+        }
+        self.peers.push(Peer {
+            id,
+            worker,
+            host: host.clone(),
+            pid,
+            child,
+            task: None,
+            cpu_ns: 0,
+            last_heard: Instant::now(),
+        });
+        self.ctx.emit(Event::WorkerStarted {
+            worker,
+            kind: WorkerKind::Process,
+            os_id: pid,
+        });
+        self.ctx.emit(Event::Bus(BusEvent::WorkerJoined {
+            worker,
+            host,
+            pid,
+            local: child.is_some(),
+        }));
+    }
+
+    fn on_done(&mut self, i: usize, task: u32, sum: u64, cpu_ns: u64) {
+        if self.peers[i].task.as_ref().map(|t| t.task) != Some(task) {
+            self.count_unwanted(Some(i), &Message::Done { task, sum, cpu_ns });
+            return;
+        }
+        let p = &mut self.peers[i];
+        let held = p.task.take().expect("checked above");
+        p.cpu_ns = p.cpu_ns.max(cpu_ns);
+        let worker = p.worker;
+        self.ctx.meter.set_cpu_ns(worker as usize, cpu_ns);
+        self.ctx
+            .meter
+            .add_numbers(worker as usize, self.ctx.spec.numbers_per_task);
+        // Only the current holder's result counts, so a task finishes once.
+        debug_assert!(!self.finished[task as usize]);
+        self.finished[task as usize] = true;
+        let record = TaskRecord {
+            task,
+            worker,
+            sum,
+            start_s: held.start_s,
+            end_s: self.ctx.now_s(),
+            cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
+        };
+        self.ctx.emit(Event::TaskFinished(record.clone()));
+        self.records.push(record);
+    }
+
+    /// Hands queued tasks to idle workers, one each.
+    fn dispatch(&mut self) -> Result<(), String> {
+        let mut unreachable = Vec::new();
+        for i in 0..self.peers.len() {
+            if self.peers[i].task.is_some() {
+                continue;
+            }
+            let Some(task) = self.queue.pop_front() else {
+                break;
+            };
+            let spec = &self.ctx.spec;
+            let msg = Message::Task {
+                task,
+                seed: spec.seed,
+                numbers: spec.numbers_per_task,
+                workload: spec.workload,
+            };
+            if let Err(e) = self.send(&self.peers[i].id, &msg) {
+                self.queue.push_front(task);
+                unreachable.push((self.peers[i].id.clone(), e));
+                continue;
+            }
+            let start_s = self.ctx.now_s();
+            let p = &mut self.peers[i];
+            p.task = Some(InFlight {
+                task,
+                start_s,
+                cpu_ns_at_start: p.cpu_ns,
+            });
+            self.ctx.emit(Event::TaskStarted {
+                task,
+                worker: p.worker,
+                at_s: start_s,
+            });
+        }
+        for (id, e) in unreachable {
+            if let Some(i) = self.peer_at(&id) {
+                self.lose(Some(i), None, format!("cannot be reached ({e})"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends heartbeats and gives up on workers silent for too long.
+    fn beat(&mut self) -> Result<(), String> {
+        let silence = self.heartbeat * HEARTBEAT_LIVENESS;
+        for p in &self.peers {
+            let _ = self.send(&p.id, &Message::Heartbeat {});
+        }
+        while let Some(i) = self
+            .peers
+            .iter()
+            .position(|p| p.last_heard.elapsed() > silence)
+        {
+            self.lose(
+                Some(i),
+                None,
+                format!("missed its heartbeats for {:.1} s", silence.as_secs_f64()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Notices local children that exited, or never joined.
+    fn check_children(&mut self) -> Result<(), String> {
+        for c in 0..self.children.len() {
+            let ch = &self.children[c];
+            if !ch.alive {
+                continue;
+            }
+            let why = if exited(ch.pid) {
+                "ended"
+            } else if !ch.joined && ch.started.elapsed() > JOIN_GRACE {
+                "did not join in time"
+            } else {
+                continue;
+            };
+            let peer = self.peers.iter().position(|p| p.child == Some(c));
+            self.lose(peer, Some(c), why.into())?;
+        }
+        Ok(())
+    }
+
+    /// A worker is gone: reap it if it is ours, re-queue its task, replace it if local.
+    fn lose(
+        &mut self,
+        peer: Option<usize>,
+        child: Option<usize>,
+        why: String,
+    ) -> Result<(), String> {
+        let peer = peer.map(|i| self.peers.remove(i));
+        let child = child.or(peer.as_ref().and_then(|p| p.child));
+        let mut exit = None;
+        let (worker, pid) = match (&peer, child) {
+            (_, Some(c)) => {
+                let ch = &mut self.children[c];
+                if ch.alive {
+                    kill(ch.pid);
+                    ch.alive = false;
+                    if let Some((how, cpu)) = reap_child(ch.pid) {
+                        self.cpu = self.cpu + cpu;
+                        exit = Some(how);
+                    }
+                }
+                (ch.worker, ch.pid)
+            }
+            (Some(p), None) => {
+                self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+                (p.worker, p.pid)
+            }
+            (None, None) => unreachable!("a lost worker is a peer or a child"),
+        };
+        let place = match &peer {
+            Some(p) if child.is_none() => format!("pid {pid} on {}", p.host),
+            _ => format!("pid {pid}"),
+        };
+        let reason = match exit {
+            Some(how) => format!("worker {worker} ({place}) {why} and {how}"),
+            None => format!("worker {worker} ({place}) {why}"),
+        };
+        let requeued = peer.and_then(|p| p.task).map(|t| t.task);
+        self.lost += 1;
+        self.ctx.emit(Event::WorkerLost {
+            worker,
+            os_id: pid,
+            reason: reason.clone(),
+            requeued,
+        });
+        if let Some(task) = requeued {
+            let tries = &mut self.retries[task as usize];
+            if *tries >= MAX_RETRIES {
+                return Err(format!(
+                    "{reason} while running task {task}, which had already been re-queued {MAX_RETRIES} time(s)"
+                ));
+            }
+            *tries += 1;
+            self.queue.push_front(task);
+        }
+        // Keep the local pool at strength while work remains, within a bound.
+        let local = self.local_workers() as usize;
+        if child.is_some() && !self.done() && self.children.len() < 2 * local {
+            self.spawn_local()
+                .map_err(|e| format!("{reason}; no replacement: {e}"))?;
+        }
+        let anyone = !self.peers.is_empty() || self.children.iter().any(|c| c.alive);
+        if !anyone && self.ctx.spec.bus.remote_workers == 0 && !self.done() {
+            return Err(format!(
+                "{reason}, and no worker is left to run the remaining tasks"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tells every worker the run is over and ends the local ones: gently when
+    /// `graceful`, else at once. Collects everyone's CPU time.
+    fn shut_down(&mut self, graceful: bool) {
+        for p in &self.peers {
+            let _ = self.send(&p.id, &Message::Stop {});
+        }
+        if !graceful {
+            for c in self.children.iter().filter(|c| c.alive) {
+                kill(c.pid);
+            }
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
+        for c in self.children.iter_mut().filter(|c| c.alive) {
+            while graceful && Instant::now() < deadline && !exited(c.pid) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            kill(c.pid);
+            if let Some((_, cpu)) = reap_child(c.pid) {
+                self.cpu = self.cpu + cpu;
+            }
+            c.alive = false;
+        }
+        for p in self.peers.iter().filter(|p| p.child.is_none()) {
+            self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+        }
+        // Give the `stop` to remote workers a moment to leave; a cancel must stay prompt.
+        let linger = if graceful { 200 } else { 20 };
+        let _ = self.socket.set_linger(linger);
+    }
+
+    /// The master's loop: until every task is done, the run is cancelled, or it fails.
+    fn serve(&mut self) -> Result<(), String> {
+        let mut next_beat = Instant::now() + self.heartbeat;
+        let mut next_check = Instant::now();
+        while !self.done() && !self.ctx.cancelled() {
+            self.socket
+                .poll(zmq::POLLIN, TICK.as_millis() as i64)
+                .map_err(|e| format!("the bus socket failed: {e}"))?;
+            while let Some(m) = self.receive()? {
+                self.on_message(m)?;
+            }
+            let now = Instant::now();
+            if now >= next_check {
+                self.check_children()?;
+                next_check = now + TICK;
+            }
+            if now >= next_beat {
+                self.beat()?;
+                next_beat = now + self.heartbeat;
+            }
+            self.dispatch()?;
+        }
+        Ok(())
+    }
+}
+
+/// CPU time a remote worker reported (user and system together, counted as user).
+fn reported_cpu(ns: u64) -> CpuTimes {
+    CpuTimes {
+        user_s: ns as f64 / 1e9,
+        sys_s: 0.0,
+    }
+}
+
+/// Runs every task on the bus: `workers - remote_workers` local children plus
+/// whoever joins with the token.
+pub fn run(ctx: &RunContext) -> BackendOutcome {
+    let failed = |why: String| BackendOutcome {
+        records: Vec::new(),
+        cpu: CpuTimes::default(),
+        ending: Ending::Failed(why),
+        workers_lost: 0,
+    };
+    let params = &ctx.spec.bus;
+    let token = match params.token.clone().map_or_else(fresh_token, Ok) {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let zctx = zmq::Context::new();
+    let (socket, endpoint) = match bind(&zctx, &params.bind) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    ctx.emit(Event::Bus(BusEvent::Listening {
+        endpoint: endpoint.clone(),
+        token: token.clone(),
+    }));
+    let tasks = ctx.spec.tasks as usize;
+    let mut master = Master {
+        ctx,
+        socket,
+        endpoint,
+        token,
+        host: host_name(),
+        heartbeat: Duration::from_millis(params.heartbeat_ms as u64),
+        peers: Vec::new(),
+        children: Vec::new(),
+        queue: (0..ctx.spec.tasks).collect(),
+        finished: vec![false; tasks],
+        retries: vec![0; tasks],
+        records: Vec::with_capacity(tasks),
+        cpu: CpuTimes::default(),
+        lost: 0,
+        next_worker: 0,
+        tally: BusTally::default(),
+    };
+    let local = master.local_workers();
+    let result = (0..local)
+        .try_for_each(|_| master.spawn_local())
+        .and_then(|()| master.serve());
+    let ending = match result {
+        Err(why) => Ending::Failed(why),
+        Ok(()) if master.done() => Ending::Completed,
+        Ok(()) => Ending::Cancelled,
+    };
+    master.shut_down(matches!(ending, Ending::Completed));
+    ctx.emit(Event::Bus(BusEvent::Tally(master.tally)));
+    let outcome = BackendOutcome {
+        records: std::mem::take(&mut master.records),
+        cpu: master.cpu,
+        ending,
+        workers_lost: master.lost,
+    };
+    drop(master);
+    drop(zctx);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abc", "abd"));
+        assert!(!same_token("abc", "abcd"));
+        assert!(!same_token("", "a"));
+    }
+
+    #[test]
+    fn fresh_tokens_differ_and_are_hex() {
+        let (a, b) = (fresh_token().unwrap(), fresh_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn binds_loopback_on_an_ephemeral_port() {
+        let z = zmq::Context::new();
+        let (_s, ep) = bind(&z, "tcp://127.0.0.1:*").unwrap();
+        let port: u16 = ep
+            .strip_prefix("tcp://127.0.0.1:")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(port > 0);
+    }
+}

@@ -1,0 +1,245 @@
+//! The worker side of the `bus` backend: `scalelab worker --connect ENDPOINT`.
+//!
+//! A DEALER that joins with the token, then runs one task at a time, reporting
+//! progress and heartbeats. It leaves when told to stop, when refused, or when
+//! the master has been silent for its heartbeat timeout (the master vanished).
+
+use std::time::{Duration, Instant};
+
+use super::ProgressThrottle;
+use super::bus::{MAX_MESSAGE, host_name};
+use crate::engine::spec::WorkloadKind;
+use crate::metrics::clocks::this_process_cpu;
+use crate::wire::{self, BUS_PROTOCOL, Message};
+use crate::workload::cpu::CpuTask;
+
+/// How often a running task looks at the socket (heartbeats, stop).
+const CHECK_PERIOD: Duration = Duration::from_millis(10);
+
+/// Where to join and with what.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub endpoint: String,
+    pub token: String,
+    /// How long to wait for the master's answer to the join.
+    pub join_timeout: Duration,
+}
+
+/// The worker's connection to the master, with its heartbeat clocks.
+struct Link {
+    socket: zmq::Socket,
+    heartbeat: Duration,
+    silence: Duration,
+    last_heard: Instant,
+    last_sent: Instant,
+}
+
+/// How a task ended on this side.
+enum TaskEnd {
+    Sum(u64),
+    Stopped,
+}
+
+fn zmq_err(what: &str) -> impl Fn(zmq::Error) -> String + '_ {
+    move |e| format!("cannot {what}: {e}")
+}
+
+impl Link {
+    /// Sends without waiting: if the master is gone, its silence ends us anyway.
+    fn send(&mut self, msg: &Message) -> Result<(), String> {
+        match self.socket.send(wire::encode(msg), zmq::DONTWAIT) {
+            Ok(()) | Err(zmq::Error::EAGAIN) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot send to the master: {e}")),
+        }
+    }
+
+    /// Sends a heartbeat when one is due; fails once the master has been silent too long.
+    fn tick(&mut self) -> Result<(), String> {
+        if self.last_heard.elapsed() > self.silence {
+            return Err(format!(
+                "the master has been silent for {:.1} s; giving up",
+                self.silence.as_secs_f64()
+            ));
+        }
+        if self.last_sent.elapsed() >= self.heartbeat {
+            self.send(&Message::Heartbeat {})?;
+        }
+        Ok(())
+    }
+
+    /// The next message from the master, waiting at most `wait`.
+    /// Frames that are not a valid message are skipped with a warning.
+    fn next(&mut self, wait: Duration) -> Result<Option<Message>, String> {
+        let ready = self
+            .socket
+            .poll(zmq::POLLIN, wait.as_millis() as i64)
+            .map_err(zmq_err("poll the bus socket"))?;
+        if ready == 0 {
+            return Ok(None);
+        }
+        let body = match self.socket.recv_msg(zmq::DONTWAIT) {
+            Ok(b) => b,
+            Err(zmq::Error::EAGAIN) => return Ok(None),
+            Err(e) => return Err(format!("cannot receive from the master: {e}")),
+        };
+        let mut extra = false;
+        while self.socket.get_rcvmore().unwrap_or(false) {
+            extra = true;
+            let _ = self.socket.recv_msg(zmq::DONTWAIT);
+        }
+        self.last_heard = Instant::now();
+        match wire::decode(&body) {
+            Ok(m) if !extra => Ok(Some(m)),
+            Ok(_) => {
+                eprintln!("scalelab worker: ignoring a message of several frames");
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("scalelab worker: ignoring a bad frame from the master: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Between chunks of a task: answers heartbeats, notices a stop or a silent master.
+    fn check_in(&mut self) -> Result<bool, String> {
+        self.tick()?;
+        while let Some(m) = self.next(Duration::ZERO)? {
+            match m {
+                Message::Stop {} => return Ok(false),
+                Message::Refused { reason } => {
+                    return Err(format!("the master dropped this worker: {reason}"));
+                }
+                Message::Heartbeat {} => {}
+                other => eprintln!("scalelab worker: ignoring {other:?} while busy"),
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn cpu_ns() -> u64 {
+    this_process_cpu().as_nanos() as u64
+}
+
+/// Joins the run at `opts.endpoint` and serves tasks until told to stop.
+pub fn serve(opts: &JoinOptions) -> Result<(), String> {
+    let zctx = zmq::Context::new();
+    let socket = zctx
+        .socket(zmq::DEALER)
+        .map_err(zmq_err("create a socket"))?;
+    // A short linger: a last result may still leave, an absent master cannot hold us.
+    socket.set_linger(100).map_err(zmq_err("configure"))?;
+    socket
+        .set_maxmsgsize(MAX_MESSAGE)
+        .map_err(zmq_err("configure"))?;
+    socket
+        .connect(&opts.endpoint)
+        .map_err(|e| format!("cannot connect to {}: {e}", opts.endpoint))?;
+    let mut link = Link {
+        socket,
+        heartbeat: opts.join_timeout,
+        silence: opts.join_timeout,
+        last_heard: Instant::now(),
+        last_sent: Instant::now(),
+    };
+    link.send(&Message::Join {
+        protocol: BUS_PROTOCOL,
+        token: opts.token.clone(),
+        host: host_name(),
+        pid: std::process::id(),
+    })?;
+    let deadline = Instant::now() + opts.join_timeout;
+    let (worker, heartbeat_ms, liveness) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match link.next(left)? {
+            Some(Message::Welcome {
+                worker,
+                heartbeat_ms,
+                liveness,
+            }) => break (worker, heartbeat_ms, liveness),
+            Some(Message::Refused { reason }) => return Err(format!("refused: {reason}")),
+            Some(Message::Stop {}) => return Ok(()),
+            Some(_) => {}
+            None if left.is_zero() => {
+                return Err(format!(
+                    "no answer from {} within {:.1} s",
+                    opts.endpoint,
+                    opts.join_timeout.as_secs_f64()
+                ));
+            }
+            None => {}
+        }
+    };
+    link.heartbeat = Duration::from_millis(heartbeat_ms.clamp(1, 60_000) as u64);
+    link.silence = link.heartbeat * liveness.clamp(2, 100);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "scalelab worker: joined {} as worker {worker}",
+            opts.endpoint
+        );
+    }
+    loop {
+        link.tick()?;
+        match link.next(link.heartbeat)? {
+            None | Some(Message::Heartbeat {}) => {}
+            Some(Message::Task {
+                task,
+                seed,
+                numbers,
+                workload,
+            }) => {
+                let end = match workload {
+                    WorkloadKind::Cpu => run_cpu_task(&mut link, task, seed, numbers)?,
+                };
+                match end {
+                    TaskEnd::Sum(sum) => link.send(&Message::Done {
+                        task,
+                        sum,
+                        cpu_ns: cpu_ns(),
+                    })?,
+                    TaskEnd::Stopped => return Ok(()),
+                }
+            }
+            Some(Message::Stop {}) => return Ok(()),
+            Some(Message::Refused { reason }) => {
+                return Err(format!("the master dropped this worker: {reason}"));
+            }
+            Some(other) => eprintln!("scalelab worker: ignoring {other:?}"),
+        }
+    }
+}
+
+fn run_cpu_task(link: &mut Link, task: u32, seed: u64, numbers: u64) -> Result<TaskEnd, String> {
+    let mut throttle = ProgressThrottle::new();
+    let mut next_check = Instant::now() + CHECK_PERIOD;
+    let mut outcome = Ok(true);
+    let sum = CpuTask::new(seed, task as u64, numbers).run(|done| {
+        let now = Instant::now();
+        if now < next_check {
+            return true;
+        }
+        next_check = now + CHECK_PERIOD;
+        if throttle.due() {
+            let progress = Message::Progress {
+                task,
+                done,
+                cpu_ns: cpu_ns(),
+            };
+            if let Err(e) = link.send(&progress) {
+                outcome = Err(e);
+                return false;
+            }
+        }
+        outcome = link.check_in();
+        matches!(outcome, Ok(true))
+    });
+    match (sum, outcome) {
+        (Some(s), _) => Ok(TaskEnd::Sum(s)),
+        (None, Ok(_)) => Ok(TaskEnd::Stopped),
+        (None, Err(e)) => Err(e),
+    }
+}
