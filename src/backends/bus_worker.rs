@@ -70,8 +70,8 @@ impl Link {
         Ok(())
     }
 
-    /// The next message from the master, waiting at most `wait`.
-    /// Frames that are not a valid message are skipped with a warning.
+    /// The next message from the master, waiting at most `wait`. A frame that
+    /// is not a valid message is an error: the master would wait for an answer.
     fn next(&mut self, wait: Duration) -> Result<Option<Message>, String> {
         let ready = self
             .socket
@@ -91,17 +91,12 @@ impl Link {
             let _ = self.socket.recv_msg(zmq::DONTWAIT);
         }
         self.last_heard = Instant::now();
-        match wire::decode(&body) {
-            Ok(m) if !extra => Ok(Some(m)),
-            Ok(_) => {
-                eprintln!("scalelab worker: ignoring a message of several frames");
-                Ok(None)
-            }
-            Err(e) => {
-                eprintln!("scalelab worker: ignoring a bad frame from the master: {e}");
-                Ok(None)
-            }
+        if extra {
+            return Err("the master sent a message of several frames".into());
         }
+        wire::decode(&body)
+            .map(Some)
+            .map_err(|e| format!("cannot read the master's message: {e}"))
     }
 
     /// Between chunks of a task: answers heartbeats, notices a stop or a silent master.
