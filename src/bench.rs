@@ -12,6 +12,8 @@ use crate::metrics::cores::core_count;
 use crate::report::RunStatus;
 use crate::workload::cpu::{bare_loop_sum, task_sum};
 
+mod bus;
+
 /// What to measure and how hard.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -33,7 +35,11 @@ impl Default for BenchConfig {
             kernel_numbers: 200_000_000,
             repeats: 7,
             scaling_run_s: 2.5,
-            backends: vec![BackendKind::Threads, BackendKind::Processes],
+            backends: vec![
+                BackendKind::Threads,
+                BackendKind::Processes,
+                BackendKind::Bus,
+            ],
             max_workers: cores,
             options: EngineOptions::default(),
         }
@@ -63,6 +69,9 @@ pub struct BenchReport {
     /// Speed-up over one worker, by backend and worker count.
     pub speedup: BTreeMap<String, BTreeMap<u32, f64>>,
     pub runs: Vec<ScalingRun>,
+    /// The bus's own costs, when `bus` is among the backends measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<bus::BusBench>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -130,6 +139,12 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             });
         }
     }
+    let bus = if cfg.backends.contains(&BackendKind::Bus) {
+        let long_numbers = ((cfg.scaling_run_s * 1e9 / kernel) as u64 / 8).max(1);
+        Some(bus::measure(cfg, long_numbers, &mut progress)?)
+    } else {
+        None
+    };
     Ok(BenchReport {
         cores,
         kernel_ns_per_number: kernel,
@@ -137,6 +152,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         kernel_over_bare: kernel / bare,
         speedup,
         runs,
+        bus,
     })
 }
 
@@ -165,6 +181,9 @@ impl BenchReport {
                 r.cpu_percent,
                 r.speedup
             );
+        }
+        if let Some(b) = &self.bus {
+            s += &b.to_markdown();
         }
         s
     }
