@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use scalelab::backends::bus;
-use scalelab::backends::bus_worker::{self, JoinOptions};
+use scalelab::backends::bus::{self, worker as bus_worker, worker::JoinOptions};
 use scalelab::bench::{self, BenchConfig};
 use scalelab::engine::event::{BusEvent, Event};
 use scalelab::engine::spec::{BackendKind, BusParams, RunSpec, WorkloadKind};

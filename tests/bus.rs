@@ -568,3 +568,23 @@ fn cancelling_a_bus_run_ends_its_local_workers() {
         assert!(!common::process_exists(pid), "child {pid} left behind");
     }
 }
+
+#[test]
+fn bad_bus_settings_are_refused_naming_the_field() {
+    for (args, field) in [
+        (&["--bind", "tcp://localhost:*"][..], "bus.bind"),
+        (&["--bind", "udp://127.0.0.1:9"][..], "bus.bind"),
+        (&["--remote", "3"][..], "bus.remote_workers"),
+        (&["--token", "has space"][..], "bus.token"),
+        (&["--heartbeat-ms", "1"][..], "bus.heartbeat_ms"),
+    ] {
+        let o = Command::new(EXE)
+            .args(["run", "--backend", "bus", "--workers", "2"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+}

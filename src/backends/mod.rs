@@ -1,7 +1,6 @@
 //! The backends: each turns a `RunSpec` into events, through the `RunContext`.
 
 pub mod bus;
-pub mod bus_worker;
 pub mod process_worker;
 pub mod processes;
 pub mod threads;

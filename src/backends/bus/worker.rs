@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::ProgressThrottle;
-use super::bus::{MAX_MESSAGE, host_name};
+use super::{MAX_MESSAGE, host_name};
+use crate::backends::ProgressThrottle;
 use crate::engine::spec::WorkloadKind;
 use crate::metrics::clocks::this_process_cpu;
 use crate::wire::{self, BUS_PROTOCOL, Message};
