@@ -135,6 +135,9 @@ pub struct BenchArgs {
     /// Numbers per kernel timing.
     #[arg(long, default_value_t = 200_000_000)]
     pub kernel_numbers: u64,
+    /// Backends to measure, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backends: Vec<BackendKind>,
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
@@ -220,6 +223,11 @@ fn bench(args: &BenchArgs) -> ExitCode {
     let cfg = BenchConfig {
         scaling_run_s: args.seconds,
         kernel_numbers: args.kernel_numbers,
+        backends: if args.backends.is_empty() {
+            BackendKind::ALL.to_vec()
+        } else {
+            args.backends.clone()
+        },
         ..BenchConfig::default()
     };
     match bench::run(&cfg, |what| eprintln!("measuring {what}")) {
