@@ -71,6 +71,7 @@ class Link:
         self.silence = 10.0
         self.last_heard = time.monotonic()
         self.last_sent = time.monotonic()
+        self.pending = []  # tasks that arrived while another ran
 
     def send(self, msg):
         try:
@@ -110,7 +111,9 @@ class Link:
             msg = self.recv(0)
             if msg is None:
                 return
-            if msg["type"] != "heartbeat":
+            if msg["type"] == "task":
+                self.pending.append(msg)
+            elif msg["type"] != "heartbeat":
                 sys.exit(f"python worker: unexpected {msg['type']} while busy")
 
 
@@ -161,7 +164,7 @@ def main():
         link.silence = link.heartbeat * msg["liveness"]
         while True:
             link.tick()
-            msg = link.recv(link.heartbeat)
+            msg = link.pending.pop(0) if link.pending else link.recv(link.heartbeat)
             if msg is None or msg["type"] == "heartbeat":
                 continue
             if msg["type"] != "task" or msg["workload"] != "cpu":

@@ -1,5 +1,6 @@
 //! What the bus master does with each message that arrives: admit, record, or count and drop.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{MAX_HOST, Master, Peer, REPORTED_DROPS, same_token};
@@ -128,7 +129,7 @@ impl Master<'_> {
             }
             (Some(_), Message::Heartbeat {}) => Ok(()),
             (Some(i), Message::Progress { task, done, cpu_ns }) => {
-                if self.peers[i].task.as_ref().map(|t| t.task) != Some(task) {
+                if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
                     self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
                     return Ok(());
                 }
@@ -163,7 +164,7 @@ impl Master<'_> {
             }
             Message::Done { task, .. } | Message::Progress { task, .. } => {
                 self.tally.unexpected += 1;
-                format!("{} for task {task}, which it does not hold", kind(msg))
+                format!("{} for task {task}, which it is not running", kind(msg))
             }
             _ => {
                 self.tally.unexpected += 1;
@@ -233,7 +234,8 @@ impl Master<'_> {
             host: host.clone(),
             pid,
             child,
-            task: None,
+            running: None,
+            queued: VecDeque::new(),
             cpu_ns: 0,
             last_heard: Instant::now(),
         });
@@ -250,13 +252,15 @@ impl Master<'_> {
         }));
     }
 
+    /// A result: it counts only for the task the worker is running (workers
+    /// run their tasks in the order sent).
     fn on_done(&mut self, i: usize, task: u32, sum: u64, cpu_ns: u64) {
-        if self.peers[i].task.as_ref().map(|t| t.task) != Some(task) {
+        if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
             self.count_unwanted(Some(i), &Message::Done { task, sum, cpu_ns });
             return;
         }
         let p = &mut self.peers[i];
-        let held = p.task.take().expect("checked above");
+        let held = p.running.take().expect("checked above");
         p.cpu_ns = p.cpu_ns.max(cpu_ns);
         let worker = p.worker;
         self.ctx.meter.set_cpu_ns(worker as usize, cpu_ns);
@@ -276,5 +280,9 @@ impl Master<'_> {
         };
         self.ctx.emit(Event::TaskFinished(record.clone()));
         self.records.push(record);
+        // The worker goes straight on to the task waiting at it.
+        if let Some(next) = self.peers[i].queued.pop_front() {
+            self.begin(i, next, cpu_ns);
+        }
     }
 }

@@ -2,11 +2,11 @@
 //! children of the run or `scalelab worker --connect` processes on other machines.
 //!
 //! The master binds a ROUTER; each worker is a DEALER that joins with the run's
-//! token and then gets one task at a time (the load-balancing pattern: the
-//! chapter's PUSH/PULL silently loses the tasks queued at a worker that dies).
-//! The master knows which worker holds which task, and re-queues it when that
-//! worker's process exits or its heartbeats stop. Only results from the
-//! current holder count; anything else is counted and dropped.
+//! token and then holds at most `PREFETCH` tasks (the load-balancing pattern:
+//! the chapter's PUSH/PULL silently loses the tasks queued at a worker that
+//! dies). The master knows which worker holds which task, and re-queues them
+//! when that worker's process exits or its heartbeats stop. Only a result for
+//! the task a worker is running counts; anything else is counted and dropped.
 //! docs/PROTOCOL.md describes the conversation.
 
 mod children;
@@ -16,6 +16,7 @@ pub mod worker;
 pub use children::host_name;
 use children::{LocalChild, exited, kill};
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::engine::event::{BusEvent, BusTally, Event, TaskRecord};
@@ -42,8 +43,12 @@ const TICK: Duration = Duration::from_millis(10);
 const REPORTED_DROPS: u64 = 32;
 /// Longest host name kept from a join.
 const MAX_HOST: usize = 255;
+/// Tasks a worker holds at once: the one it runs and one waiting at the worker,
+/// so that it never waits a round trip for its next task. All are tracked and
+/// re-queued if the worker is lost.
+const PREFETCH: usize = 2;
 
-/// A task sent to a worker and not yet answered.
+/// The task a worker is running (the oldest it holds).
 struct InFlight {
     task: u32,
     start_s: f64,
@@ -59,7 +64,9 @@ struct Peer {
     pid: u32,
     /// Index in `children` when the run started this worker itself.
     child: Option<usize>,
-    task: Option<InFlight>,
+    running: Option<InFlight>,
+    /// Tasks sent after `running`, waiting at the worker, in the order it runs them.
+    queued: VecDeque<u32>,
     /// CPU time the worker last reported (its whole process).
     cpu_ns: u64,
     last_heard: Instant,
@@ -75,7 +82,7 @@ struct Master<'a> {
     heartbeat: Duration,
     peers: Vec<Peer>,
     children: Vec<LocalChild>,
-    queue: std::collections::VecDeque<u32>,
+    queue: VecDeque<u32>,
     finished: Vec<bool>,
     retries: Vec<u8>,
     records: Vec<TaskRecord>,
@@ -120,6 +127,13 @@ fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
+impl Peer {
+    /// Tasks sent to this worker and not yet answered.
+    fn held(&self) -> usize {
+        self.running.is_some() as usize + self.queued.len()
+    }
+}
+
 impl<'a> Master<'a> {
     fn local_workers(&self) -> u32 {
         self.ctx.spec.bus.local_workers(self.ctx.spec.workers)
@@ -138,40 +152,33 @@ impl<'a> Master<'a> {
         self.peers.iter().position(|p| p.id == id)
     }
 
-    /// Hands queued tasks to idle workers, one each.
+    /// Tops every worker up to `PREFETCH` tasks.
     fn dispatch(&mut self) -> Result<(), String> {
         let mut unreachable = Vec::new();
         for i in 0..self.peers.len() {
-            if self.peers[i].task.is_some() {
-                continue;
+            while self.peers[i].held() < PREFETCH {
+                let Some(task) = self.queue.pop_front() else {
+                    break;
+                };
+                let spec = &self.ctx.spec;
+                let msg = Message::Task {
+                    task,
+                    seed: spec.seed,
+                    numbers: spec.numbers_per_task,
+                    workload: spec.workload,
+                };
+                if let Err(e) = self.send(&self.peers[i].id, &msg) {
+                    self.queue.push_front(task);
+                    unreachable.push((self.peers[i].id.clone(), e));
+                    break;
+                }
+                if self.peers[i].running.is_some() {
+                    self.peers[i].queued.push_back(task);
+                } else {
+                    let cpu_ns = self.peers[i].cpu_ns;
+                    self.begin(i, task, cpu_ns);
+                }
             }
-            let Some(task) = self.queue.pop_front() else {
-                break;
-            };
-            let spec = &self.ctx.spec;
-            let msg = Message::Task {
-                task,
-                seed: spec.seed,
-                numbers: spec.numbers_per_task,
-                workload: spec.workload,
-            };
-            if let Err(e) = self.send(&self.peers[i].id, &msg) {
-                self.queue.push_front(task);
-                unreachable.push((self.peers[i].id.clone(), e));
-                continue;
-            }
-            let start_s = self.ctx.now_s();
-            let p = &mut self.peers[i];
-            p.task = Some(InFlight {
-                task,
-                start_s,
-                cpu_ns_at_start: p.cpu_ns,
-            });
-            self.ctx.emit(Event::TaskStarted {
-                task,
-                worker: p.worker,
-                at_s: start_s,
-            });
         }
         for (id, e) in unreachable {
             if let Some(i) = self.peer_at(&id) {
@@ -179,6 +186,22 @@ impl<'a> Master<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Worker `i` starts `task` now (it had nothing before it).
+    fn begin(&mut self, i: usize, task: u32, cpu_ns_at_start: u64) {
+        let start_s = self.ctx.now_s();
+        let p = &mut self.peers[i];
+        p.running = Some(InFlight {
+            task,
+            start_s,
+            cpu_ns_at_start,
+        });
+        self.ctx.emit(Event::TaskStarted {
+            task,
+            worker: p.worker,
+            at_s: start_s,
+        });
     }
 
     /// Sends heartbeats and gives up on workers silent for too long.
@@ -258,7 +281,14 @@ impl<'a> Master<'a> {
             Some(how) => format!("worker {worker} ({place}) {why} and {how}"),
             None => format!("worker {worker} ({place}) {why}"),
         };
-        let requeued = peer.and_then(|p| p.task).map(|t| t.task);
+        let (requeued, waiting) = match peer {
+            Some(p) => (p.running.map(|t| t.task), p.queued),
+            None => (None, VecDeque::new()),
+        };
+        // Tasks that were only waiting at the worker go back first in line, in order.
+        for task in waiting.into_iter().rev() {
+            self.queue.push_front(task);
+        }
         self.lost += 1;
         self.ctx.emit(Event::WorkerLost {
             worker,

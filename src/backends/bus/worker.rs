@@ -1,9 +1,11 @@
 //! The worker side of the `bus` backend: `scalelab worker --connect ENDPOINT`.
 //!
-//! A DEALER that joins with the token, then runs one task at a time, reporting
+//! A DEALER that joins with the token, then runs its tasks one at a time, in
+//! the order they come (the next may arrive while one runs), reporting
 //! progress and heartbeats. It leaves when told to stop, when refused, or when
 //! the master has been silent for its heartbeat timeout (the master vanished).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{MAX_MESSAGE, host_name};
@@ -32,6 +34,8 @@ struct Link {
     silence: Duration,
     last_heard: Instant,
     last_sent: Instant,
+    /// Tasks that arrived while another ran (the master sends the next one early).
+    pending: VecDeque<Message>,
 }
 
 /// How a task ended on this side.
@@ -109,6 +113,7 @@ impl Link {
                     return Err(format!("the master dropped this worker: {reason}"));
                 }
                 Message::Heartbeat {} => {}
+                task @ Message::Task { .. } => self.pending.push_back(task),
                 other => eprintln!("scalelab worker: ignoring {other:?} while busy"),
             }
         }
@@ -140,6 +145,7 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
         silence: opts.join_timeout,
         last_heard: Instant::now(),
         last_sent: Instant::now(),
+        pending: VecDeque::new(),
     };
     link.send(&Message::Join {
         protocol: BUS_PROTOCOL,
@@ -179,7 +185,11 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
     }
     loop {
         link.tick()?;
-        match link.next(link.heartbeat)? {
+        let msg = match link.pending.pop_front() {
+            Some(task) => Some(task),
+            None => link.next(link.heartbeat)?,
+        };
+        match msg {
             None | Some(Message::Heartbeat {}) => {}
             Some(Message::Task {
                 task,
