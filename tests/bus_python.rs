@@ -30,8 +30,18 @@ fn require_pyzmq() {
 
 #[test]
 fn the_python_worker_s_results_are_accepted_with_the_right_sums() {
+    // Long enough for progress reports and heartbeats during a task.
+    python_run(4, 40_001, u64::MAX - 3);
+}
+
+#[test]
+fn the_python_worker_runs_tasks_sent_early_in_order() {
+    // Tasks this short are prefetched: the next arrives while one runs.
+    python_run(60, 11, 77);
+}
+
+fn python_run(tasks: u32, numbers: u64, seed: u64) {
     require_pyzmq();
-    let (tasks, numbers, seed) = (4, 40_001, u64::MAX - 3);
     let run = RunSpec {
         bus: BusParams {
             remote_workers: 1,

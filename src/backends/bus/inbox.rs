@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::{MAX_HOST, Master, Peer, REPORTED_DROPS, same_token};
+use super::{MAX_HOST, Master, PREFETCH_BELOW, Peer, REPORTED_DROPS, same_token};
 use crate::engine::event::{BusEvent, Event, TaskRecord, WorkerKind};
 use crate::engine::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
 use crate::wire::{self, BUS_PROTOCOL, FrameError, MAX_FRAME, Message};
@@ -236,6 +236,7 @@ impl Master<'_> {
             child,
             running: None,
             queued: VecDeque::new(),
+            short_tasks: false,
             cpu_ns: 0,
             last_heard: Instant::now(),
         });
@@ -278,6 +279,7 @@ impl Master<'_> {
             end_s: self.ctx.now_s(),
             cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
         };
+        self.peers[i].short_tasks = record.end_s - record.start_s < PREFETCH_BELOW.as_secs_f64();
         self.ctx.emit(Event::TaskFinished(record.clone()));
         self.records.push(record);
         // The worker goes straight on to the task waiting at it.

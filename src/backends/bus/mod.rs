@@ -43,10 +43,14 @@ const TICK: Duration = Duration::from_millis(10);
 const REPORTED_DROPS: u64 = 32;
 /// Longest host name kept from a join.
 const MAX_HOST: usize = 255;
-/// Tasks a worker holds at once: the one it runs and one waiting at the worker,
-/// so that it never waits a round trip for its next task. All are tracked and
-/// re-queued if the worker is lost.
+/// Tasks a worker holds at once when its tasks are short: the one it runs and
+/// one waiting at the worker, so that it never idles for a round trip. All are
+/// tracked and re-queued if the worker is lost.
 const PREFETCH: usize = 2;
+/// Tasks shorter than this are prefetched. Longer ones are not: a round trip
+/// is nothing next to them, and a task waiting at a slow worker while a fast
+/// one idles would cost far more.
+const PREFETCH_BELOW: Duration = Duration::from_millis(20);
 
 /// The task a worker is running (the oldest it holds).
 struct InFlight {
@@ -67,6 +71,8 @@ struct Peer {
     running: Option<InFlight>,
     /// Tasks sent after `running`, waiting at the worker, in the order it runs them.
     queued: VecDeque<u32>,
+    /// Its last task took less than `PREFETCH_BELOW`.
+    short_tasks: bool,
     /// CPU time the worker last reported (its whole process).
     cpu_ns: u64,
     last_heard: Instant,
@@ -132,6 +138,11 @@ impl Peer {
     fn held(&self) -> usize {
         self.running.is_some() as usize + self.queued.len()
     }
+
+    /// How many tasks this worker should hold.
+    fn capacity(&self) -> usize {
+        if self.short_tasks { PREFETCH } else { 1 }
+    }
 }
 
 impl<'a> Master<'a> {
@@ -156,7 +167,7 @@ impl<'a> Master<'a> {
     fn dispatch(&mut self) -> Result<(), String> {
         let mut unreachable = Vec::new();
         for i in 0..self.peers.len() {
-            while self.peers[i].held() < PREFETCH {
+            while self.peers[i].held() < self.peers[i].capacity() {
                 let Some(task) = self.queue.pop_front() else {
                     break;
                 };
