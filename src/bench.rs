@@ -13,6 +13,8 @@ use crate::metrics::cores::core_count;
 use crate::report::RunStatus;
 use crate::workload::cpu::{bare_loop_sum, task_sum};
 
+mod bus;
+
 /// What to measure and how hard.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -36,7 +38,11 @@ impl Default for BenchConfig {
             kernel_numbers: 200_000_000,
             repeats: 7,
             scaling_run_s: 2.5,
-            backends: vec![BackendKind::Threads, BackendKind::Processes],
+            backends: vec![
+                BackendKind::Threads,
+                BackendKind::Processes,
+                BackendKind::Bus,
+            ],
             max_workers: cores,
             options: EngineOptions::default(),
             models: true,
@@ -67,6 +73,9 @@ pub struct BenchReport {
     /// Speed-up over one worker, by backend and worker count.
     pub speedup: BTreeMap<String, BTreeMap<u32, f64>>,
     pub runs: Vec<ScalingRun>,
+    /// The bus's own costs, when `bus` is among the backends measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<bus::BusBench>,
     /// The gil / eventloop / io claims (absent with `--no-models`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<ModelsReport>,
@@ -137,6 +146,12 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             });
         }
     }
+    let bus = if cfg.backends.contains(&BackendKind::Bus) {
+        let long_numbers = ((cfg.scaling_run_s * 1e9 / kernel) as u64 / 8).max(1);
+        Some(bus::measure(cfg, long_numbers, &mut progress)?)
+    } else {
+        None
+    };
     let models = if cfg.models {
         // The chapter's CPU experiment, scaled so that one worker takes ~scaling_run_s.
         let per_task = numbers_per_task * tasks as u64 / 8;
@@ -150,6 +165,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         None
     };
     Ok(BenchReport {
+        bus,
         models,
         cores,
         kernel_ns_per_number: kernel,
@@ -185,6 +201,9 @@ impl BenchReport {
                 r.cpu_percent,
                 r.speedup
             );
+        }
+        if let Some(b) = &self.bus {
+            s += &b.to_markdown();
         }
         if let Some(m) = &self.models {
             s += "\n";

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use scalelab::backends::bus::{self, worker as bus_worker, worker::JoinOptions};
 use scalelab::bench::{self, BenchConfig};
-use scalelab::engine::event::Event;
-use scalelab::engine::spec::{BackendKind, GilParams, IoParams, RunSpec, WorkloadKind};
+use scalelab::engine::event::{BusEvent, Event};
+use scalelab::engine::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::report::{RunReport, RunStatus};
 
@@ -36,9 +37,28 @@ pub enum Command {
     Soak(SoakArgs),
     /// Seeded worker kills and cancels at random moments; every run must end properly.
     Faults(FaultArgs),
-    /// Serve tasks on stdin/stdout for a `processes` run (started by scalelab itself).
-    #[command(hide = true)]
+    /// Serve tasks: on stdin/stdout for a `processes` run (no arguments), or
+    /// over the bus of a `bus` run with `--connect`.
     Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Join the `bus` run listening at this endpoint (as the run prints it).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub connect: Option<String>,
+    /// The run's token (default: the SCALELAB_BUS_TOKEN environment variable).
+    #[arg(long, requires = "connect")]
+    pub token: Option<String>,
+    /// Seconds to wait for the master to accept the join.
+    #[arg(long, default_value_t = 10.0, requires = "connect")]
+    pub join_timeout: f64,
+    /// Die with this process (the master that started us).
+    #[arg(long, hide = true)]
+    pub parent_pid: Option<u32>,
+    /// Lower our scheduling priority by this much.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub nice: i32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,6 +96,25 @@ pub struct SpecArgs {
     /// The emulated GIL's switch interval in milliseconds (gil backend; CPython's default 5).
     #[arg(long, default_value_t = 5.0)]
     pub switch_interval_ms: f64,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+/// Settings of the `bus` backend.
+#[derive(Args, Debug, Clone)]
+pub struct BusArgs {
+    /// Endpoint the bus master binds; anything but loopback exposes it on purpose.
+    #[arg(long, default_value = "tcp://127.0.0.1:*", value_name = "ENDPOINT")]
+    pub bind: String,
+    /// Token workers must present (default: a fresh one, printed).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// How many of the workers join from elsewhere instead of being started here.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub remote: u32,
+    /// Bus heartbeat interval; a worker silent for 5 intervals is lost.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub heartbeat_ms: u32,
 }
 
 impl SpecArgs {
@@ -93,6 +132,12 @@ impl SpecArgs {
             },
             gil: GilParams {
                 switch_interval_us: (self.switch_interval_ms * 1000.0).round() as u64,
+            },
+            bus: BusParams {
+                bind: self.bus.bind.clone(),
+                token: self.bus.token.clone(),
+                remote_workers: self.bus.remote,
+                heartbeat_ms: self.bus.heartbeat_ms,
             },
         }
     }
@@ -176,16 +221,6 @@ pub struct FaultArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct WorkerArgs {
-    /// Die with this process (the master that started us).
-    #[arg(long)]
-    pub parent_pid: Option<u32>,
-    /// Lower our scheduling priority by this much.
-    #[arg(long, default_value_t = 0)]
-    pub nice: i32,
-}
-
-#[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -199,6 +234,9 @@ pub struct BenchArgs {
     /// Skip the gil / eventloop / io measurements.
     #[arg(long)]
     pub no_models: bool,
+    /// Backends to measure, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backends: Vec<BackendKind>,
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
@@ -237,6 +275,7 @@ fn run(args: &RunArgs) -> ExitCode {
                 let again = requeued.map_or(String::new(), |t| format!("; task {t} re-queued"));
                 eprintln!("scalelab: {reason}{again}");
             }
+            Event::Bus(e) if args.format == Format::Text => print_bus_event(&e),
             Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => report = Some(*r),
             _ => {}
         }
@@ -324,6 +363,11 @@ fn bench(args: &BenchArgs) -> ExitCode {
         scaling_run_s: args.seconds,
         kernel_numbers: args.kernel_numbers,
         models: !args.no_models,
+        backends: if args.backends.is_empty() {
+            BackendKind::ALL.to_vec()
+        } else {
+            args.backends.clone()
+        },
         ..BenchConfig::default()
     };
     match bench::run(&cfg, |what| eprintln!("measuring {what}")) {
@@ -442,12 +486,63 @@ fn faults(args: &FaultArgs) -> ExitCode {
     }
 }
 
+/// What a person at the terminal needs from the bus: how to join, who joined or was refused.
+fn print_bus_event(e: &BusEvent) {
+    match e {
+        BusEvent::Listening { endpoint, token } => eprintln!(
+            "scalelab: bus listening on {endpoint}; join with: scalelab worker --connect {endpoint} --token {token}"
+        ),
+        BusEvent::WorkerJoined {
+            worker,
+            host,
+            pid,
+            local: false,
+        } => eprintln!("scalelab: worker {worker} joined from {host} (pid {pid})"),
+        BusEvent::Refused { peer, reason } => {
+            eprintln!("scalelab: refused a worker ({peer}): {reason}")
+        }
+        BusEvent::Tally(t) if *t != Default::default() => eprintln!(
+            "scalelab: bus dropped {} malformed, {} oversize, {} unexpected, {} duplicate frame(s); refused {} join(s)",
+            t.malformed, t.oversize, t.unexpected, t.duplicates, t.refused
+        ),
+        _ => {}
+    }
+}
+
 fn worker(args: &WorkerArgs) -> ExitCode {
     if let Some(parent) = args.parent_pid
         && let Err(e) = scalelab::backends::process_worker::bind_to_parent(parent, args.nice)
     {
         return fail(format!("worker: {e}"));
     }
+    let Some(endpoint) = &args.connect else {
+        return pipe_worker();
+    };
+    let Some(token) = args
+        .token
+        .clone()
+        .or_else(|| std::env::var(bus::TOKEN_ENV).ok())
+    else {
+        return fail(format!(
+            "worker: --connect needs --token (or {} in the environment)",
+            bus::TOKEN_ENV
+        ));
+    };
+    if !(args.join_timeout > 0.0 && args.join_timeout <= 3600.0) {
+        return fail("worker: --join-timeout must be between 0 and 3600 seconds");
+    }
+    let opts = JoinOptions {
+        endpoint: endpoint.clone(),
+        token,
+        join_timeout: std::time::Duration::from_secs_f64(args.join_timeout),
+    };
+    match bus_worker::serve(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("worker: {e}")),
+    }
+}
+
+fn pipe_worker() -> ExitCode {
     let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
     match scalelab::backends::process_worker::serve(&mut input, &mut output) {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,9 +33,9 @@ pub enum Message {
     },
     /// Worker -> master: numbers drawn so far, and the worker's CPU time so far.
     Progress { task: u32, done: u64, cpu_ns: u64 },
-    /// Worker -> master: the task's result.
     /// Worker -> master: the task itself failed (not the worker): the run fails.
     Failed { task: u32, reason: String },
+    /// Worker -> master: the task's result.
     Done {
         task: u32,
         sum: u64,
@@ -44,6 +44,26 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         latency_ms: Vec<f32>,
     },
+    /// Bus worker -> master, first: who it is and the run's shared token.
+    Join {
+        protocol: u32,
+        token: String,
+        host: String,
+        pid: u32,
+    },
+    /// Bus master -> worker: accepted, as worker number `worker`; heartbeat every
+    /// `heartbeat_ms`, and a peer silent for `liveness` intervals is gone.
+    Welcome {
+        worker: u32,
+        heartbeat_ms: u32,
+        liveness: u32,
+    },
+    /// Bus master -> worker: not accepted (wrong token, unknown peer, ...); the worker exits.
+    Refused { reason: String },
+    /// Bus, both ways: still here.
+    Heartbeat {},
+    /// Bus master -> worker: the run is over (finished or cancelled); drop any task and exit.
+    Stop {},
 }
 
 /// Where an I/O task sends its requests, and how many.
@@ -58,6 +78,29 @@ pub struct IoTarget {
 
 /// Most latencies a `done` message carries (so it stays far below `MAX_FRAME`).
 pub const MAX_LATENCIES: usize = 2000;
+
+/// The task message for task `task` of `spec`; `io_addr` is the run's latency
+/// service (io and mixed workloads). Shared by the pipe and bus masters.
+pub fn task_message(
+    spec: &crate::engine::spec::RunSpec,
+    task: u32,
+    io_addr: Option<std::net::SocketAddr>,
+) -> Message {
+    Message::Task {
+        task,
+        seed: spec.seed,
+        numbers: spec.numbers_per_task,
+        workload: spec.workload,
+        io: io_addr.map(|addr| IoTarget {
+            addr: addr.to_string(),
+            requests: spec.io.requests,
+            latency_ms: spec.io.latency_ms,
+        }),
+    }
+}
+
+/// Version of the bus conversation a `Join` announces (docs/PROTOCOL.md).
+pub const BUS_PROTOCOL: u32 = 1;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -202,6 +245,42 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(body, r#"{"type":"done","task":1,"sum":2,"cpu_ns":3}"#);
+    }
+
+    #[test]
+    fn bus_messages_round_trip_in_their_documented_shape() {
+        let cases = [
+            (
+                Message::Join {
+                    protocol: BUS_PROTOCOL,
+                    token: "t0k".into(),
+                    host: "box".into(),
+                    pid: 12,
+                },
+                r#"{"type":"join","protocol":1,"token":"t0k","host":"box","pid":12}"#,
+            ),
+            (
+                Message::Welcome {
+                    worker: 3,
+                    heartbeat_ms: 250,
+                    liveness: 5,
+                },
+                r#"{"type":"welcome","worker":3,"heartbeat_ms":250,"liveness":5}"#,
+            ),
+            (
+                Message::Refused {
+                    reason: "wrong token".into(),
+                },
+                r#"{"type":"refused","reason":"wrong token"}"#,
+            ),
+            (Message::Heartbeat {}, r#"{"type":"heartbeat"}"#),
+            (Message::Stop {}, r#"{"type":"stop"}"#),
+        ];
+        for (msg, json) in cases {
+            assert_eq!(String::from_utf8(encode(&msg)).unwrap(), json);
+            assert_eq!(decode(json.as_bytes()).unwrap(), msg);
+        }
+        assert!(decode(br#"{"type":"heartbeat","x":1}"#).is_err());
     }
 
     #[test]

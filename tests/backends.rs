@@ -57,7 +57,7 @@ fn events_tell_a_complete_story() {
         assert!(events.last().unwrap().is_terminal());
         let kind = match backend {
             BackendKind::Threads | BackendKind::Gil => WorkerKind::Thread,
-            BackendKind::Processes => WorkerKind::Process,
+            BackendKind::Processes | BackendKind::Bus => WorkerKind::Process,
             BackendKind::EventLoop => WorkerKind::Coroutine,
         };
         let started = events

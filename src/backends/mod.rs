@@ -2,6 +2,7 @@
 
 pub mod eventloop;
 pub mod gil;
+pub mod bus;
 pub mod process_worker;
 pub mod processes;
 pub mod task_exec;
@@ -22,6 +23,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         BackendKind::Processes => processes::run(ctx),
         BackendKind::Gil => gil::run(ctx),
         BackendKind::EventLoop => eventloop::run(ctx),
+        BackendKind::Bus => bus::run(ctx),
     }
 }
 

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use super::ProgressThrottle;
 use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
-use crate::engine::spec::IoParams;
+use crate::engine::spec::{IoParams, WorkloadKind};
 use crate::metrics::clocks::this_process_cpu;
-use crate::wire::{FrameError, MAX_LATENCIES, Message, read_frame, write_frame};
+use crate::wire::{FrameError, IoTarget, MAX_LATENCIES, Message, read_frame, write_frame};
 
 /// Reports progress on the output pipe; a write error stops the task.
 struct PipeEnv<'a, W: Write> {
@@ -70,6 +70,34 @@ pub fn bind_to_parent(parent: u32, nice: i32) -> Result<(), String> {
     Ok(())
 }
 
+/// What a worker runs for a task message's fields; refuses an I/O target off this machine.
+pub fn task_input(
+    task: u32,
+    seed: u64,
+    numbers: u64,
+    workload: WorkloadKind,
+    io: Option<IoTarget>,
+) -> Result<TaskInput, String> {
+    let (io_params, io_addr) = match &io {
+        Some(t) => (
+            IoParams {
+                requests: t.requests,
+                latency_ms: t.latency_ms,
+            },
+            Some(loopback_addr(&t.addr)?),
+        ),
+        None => (IoParams::default(), None),
+    };
+    Ok(TaskInput {
+        task,
+        seed,
+        numbers,
+        workload,
+        io: io_params,
+        io_addr,
+    })
+}
+
 /// Serves tasks until the input ends (the master closed the pipe or died).
 pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), String> {
     let io_err = |e: std::io::Error| format!("cannot write to the master: {e}");
@@ -96,24 +124,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Strin
         else {
             return Err(format!("expected a task, got {msg:?}"));
         };
-        let (io_params, io_addr) = match &io {
-            Some(t) => (
-                IoParams {
-                    requests: t.requests,
-                    latency_ms: t.latency_ms,
-                },
-                Some(loopback_addr(&t.addr)?),
-            ),
-            None => (IoParams::default(), None),
-        };
-        let input = TaskInput {
-            task,
-            seed,
-            numbers,
-            workload,
-            io: io_params,
-            io_addr,
-        };
+        let input = task_input(task, seed, numbers, workload, io)?;
         let mut env = PipeEnv {
             output,
             task,
@@ -153,7 +164,6 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::WorkloadKind;
     use crate::workload::cpu::task_sum;
 
     #[test]

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{CpuTimes, reap_child};
-use crate::wire::{FrameError, IoTarget, Message, read_frame, write_frame};
+use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
 /// How many times a task may be re-run after its worker died.
 const MAX_RETRIES: u8 = 1;
@@ -137,17 +137,7 @@ impl<'a> Pool<'a> {
         };
         let spec = &self.ctx.spec;
         let c = &mut self.children[slot];
-        let msg = Message::Task {
-            task,
-            seed: spec.seed,
-            numbers: spec.numbers_per_task,
-            workload: spec.workload,
-            io: self.ctx.io_addr().map(|addr| IoTarget {
-                addr: addr.to_string(),
-                requests: spec.io.requests,
-                latency_ms: spec.io.latency_ms,
-            }),
-        };
+        let msg = task_message(spec, task, self.ctx.io_addr());
         let start_s = self.ctx.now_s();
         c.task = Some(InFlight {
             task,

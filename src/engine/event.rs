@@ -85,6 +85,8 @@ pub enum Event {
         reason: String,
         requeued: Option<u32>,
     },
+    /// What only the `bus` backend has to tell (endpoint, who joined, what it refused).
+    Bus(BusEvent),
     Finished(Box<RunReport>),
     Cancelled(Box<RunReport>),
     Failed(Box<RunReport>),
@@ -98,4 +100,40 @@ impl Event {
             Event::Finished(_) | Event::Cancelled(_) | Event::Failed(_)
         )
     }
+}
+
+/// Events of the `bus` backend, beyond those every backend sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// The master is bound: workers join with `scalelab worker --connect ENDPOINT --token TOKEN`.
+    Listening { endpoint: String, token: String },
+    /// A worker presented the right token and was accepted.
+    WorkerJoined {
+        worker: u32,
+        host: String,
+        pid: u32,
+        /// Started by this run (else it joined from elsewhere).
+        local: bool,
+    },
+    /// A peer's join was refused (wrong token, protocol, too many workers).
+    Refused { peer: String, reason: String },
+    /// A frame was dropped (malformed, oversize, unexpected); only the first few are reported.
+    Dropped { peer: String, reason: String },
+    /// Totals of dropped frames, sent once as the run ends.
+    Tally(BusTally),
+}
+
+/// What the bus master dropped during a run, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusTally {
+    /// Frames that are not a valid message, or not one frame.
+    pub malformed: u64,
+    /// Frames larger than `wire::MAX_FRAME`.
+    pub oversize: u64,
+    /// Valid messages that made no sense from their sender (a result for a task it does not hold, ...).
+    pub unexpected: u64,
+    /// Results for tasks already finished.
+    pub duplicates: u64,
+    /// Joins refused.
+    pub refused: u64,
 }

@@ -24,15 +24,18 @@ pub enum BackendKind {
     #[value(name = "eventloop")]
     #[serde(rename = "eventloop")]
     EventLoop,
+    /// Worker processes, local or on other machines, fed over a ZeroMQ message bus.
+    Bus,
 }
 
 impl BackendKind {
     /// Every backend the engine offers, in the order the UI lists them.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Threads,
         BackendKind::Gil,
         BackendKind::Processes,
         BackendKind::EventLoop,
+        BackendKind::Bus,
     ];
 
     /// The name used on the command line and in reports.
@@ -42,6 +45,7 @@ impl BackendKind {
             BackendKind::Processes => "processes",
             BackendKind::Gil => "gil",
             BackendKind::EventLoop => "eventloop",
+            BackendKind::Bus => "bus",
         }
     }
 
@@ -114,6 +118,9 @@ pub struct RunSpec {
     /// The `gil` backend's knobs.
     #[serde(default)]
     pub gil: GilParams,
+    /// Settings of the `bus` backend (ignored by the others).
+    #[serde(default)]
+    pub bus: BusParams,
 }
 
 /// Requests per task and the latency service's delay.
@@ -168,6 +175,7 @@ impl Default for RunSpec {
             seed: 42,
             io: IoParams::default(),
             gil: GilParams::default(),
+            bus: BusParams::default(),
         }
     }
 }
@@ -263,6 +271,9 @@ impl RunSpec {
                 ),
             );
         }
+        if self.backend == BackendKind::Bus {
+            out.extend(self.bus.problems(self.workers));
+        }
         out
     }
 
@@ -274,6 +285,95 @@ impl RunSpec {
             0
         }
     }
+}
+
+/// Where the `bus` master listens and which workers it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusParams {
+    /// ZeroMQ endpoint the master binds: loopback and an ephemeral port unless exposed on purpose.
+    pub bind: String,
+    /// Shared secret workers must present; generated (and shown) when absent. Never written out.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+    /// How many of `workers` are expected to join from elsewhere; the rest are started locally.
+    pub remote_workers: u32,
+    /// Heartbeat interval both ways; a peer silent for `HEARTBEAT_LIVENESS` intervals is lost.
+    pub heartbeat_ms: u32,
+}
+
+/// Missed heartbeat intervals after which a bus peer counts as gone.
+pub const HEARTBEAT_LIVENESS: u32 = 5;
+/// Longest token a bus accepts.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+impl Default for BusParams {
+    fn default() -> Self {
+        Self {
+            bind: "tcp://127.0.0.1:*".into(),
+            token: None,
+            remote_workers: 0,
+            heartbeat_ms: 250,
+        }
+    }
+}
+
+impl BusParams {
+    /// Workers the master starts itself.
+    pub fn local_workers(&self, workers: u32) -> u32 {
+        workers.saturating_sub(self.remote_workers)
+    }
+
+    /// Problems with the bus settings of a run of `workers` workers.
+    pub fn problems(&self, workers: u32) -> Vec<SpecError> {
+        let mut out = Vec::new();
+        let mut bad = |field, message: String| out.push(SpecError { field, message });
+        if let Err(why) = check_endpoint(&self.bind) {
+            bad("bus.bind", why);
+        }
+        match &self.token {
+            Some(t) if t.is_empty() => bad("bus.token", "must not be empty".into()),
+            Some(t) if t.len() > MAX_TOKEN_LEN => bad(
+                "bus.token",
+                format!("is longer than {MAX_TOKEN_LEN} characters"),
+            ),
+            Some(t) if !t.chars().all(|c| c.is_ascii_graphic()) => bad(
+                "bus.token",
+                "may only hold printable ASCII characters, no spaces".into(),
+            ),
+            _ => {}
+        }
+        if self.remote_workers > workers {
+            bad(
+                "bus.remote_workers",
+                format!(
+                    "{} remote workers is more than the run's {workers} workers",
+                    self.remote_workers
+                ),
+            );
+        }
+        if !(10..=60_000).contains(&self.heartbeat_ms) {
+            bad(
+                "bus.heartbeat_ms",
+                format!("{} ms is outside 10..=60000 ms", self.heartbeat_ms),
+            );
+        }
+        out
+    }
+}
+
+/// Accepts `tcp://HOST:PORT` where PORT is a number or `*` (an ephemeral port).
+fn check_endpoint(ep: &str) -> Result<(), String> {
+    let usage = || format!("{ep:?} is not of the form tcp://ADDRESS:PORT (PORT may be *)");
+    let rest = ep.strip_prefix("tcp://").ok_or_else(usage)?;
+    let (host, port) = rest.rsplit_once(':').ok_or_else(usage)?;
+    if host.is_empty() || (port != "*" && port.parse::<u16>().is_err()) {
+        return Err(usage());
+    }
+    if host == "localhost" {
+        return Err("use tcp://127.0.0.1:PORT: ZeroMQ cannot bind \"localhost\"".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -369,6 +469,36 @@ mod tests {
         for b in BackendKind::ALL {
             assert_eq!(BackendKind::from_name(b.name()), Some(b));
             assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{b}\""));
+        }
+    }
+
+    #[test]
+    fn bus_settings_are_checked_only_for_the_bus() {
+        let mut s = with(|s| {
+            s.bus.bind = "udp://x".into();
+            s.bus.remote_workers = 99;
+        });
+        assert_eq!(s.validate(), Ok(()));
+        s.backend = BackendKind::Bus;
+        let fields: Vec<_> = s.problems().iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["bus.bind", "bus.remote_workers"]);
+        for (bind, ok) in [
+            ("tcp://127.0.0.1:*", true),
+            ("tcp://10.231.0.1:5555", true),
+            ("tcp://localhost:*", false),
+            ("tcp://127.0.0.1", false),
+            ("tcp://127.0.0.1:99999", false),
+        ] {
+            s.bus = BusParams {
+                bind: bind.into(),
+                ..BusParams::default()
+            };
+            assert_eq!(s.validate().is_ok(), ok, "{bind}");
+        }
+        s.bus = BusParams::default();
+        for (token, ok) in [("abc", true), ("", false), ("a b", false)] {
+            s.bus.token = Some(token.into());
+            assert_eq!(s.validate().is_ok(), ok, "{token:?}");
         }
     }
 

@@ -1,0 +1,99 @@
+//! The bus's local workers: child processes of the run, started, watched and ended by pid.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::{Master, TOKEN_ENV};
+
+/// A worker process this run started.
+pub(super) struct LocalChild {
+    pub(super) worker: u32,
+    pub(super) pid: u32,
+    pub(super) started: Instant,
+    pub(super) joined: bool,
+    pub(super) alive: bool,
+}
+
+impl Master<'_> {
+    /// Starts `scalelab worker --connect ENDPOINT` as a child that dies with this thread.
+    pub(super) fn spawn_local(&mut self) -> Result<(), String> {
+        let worker = self.next_worker;
+        let exe = self
+            .ctx
+            .options
+            .worker_exe()
+            .map_err(|e| format!("cannot find the scalelab executable: {e}"))?;
+        let nice = self.ctx.options.worker_nice;
+        // SAFETY: getpid has no preconditions; read before fork for the check below.
+        let parent = unsafe { libc::getpid() };
+        let mut cmd = Command::new(&exe);
+        cmd.args(["worker", "--connect", &self.endpoint])
+            .env(TOKEN_ENV, &self.token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // SIGKILL when the thread that started it ends; give up at once
+                // if the parent is already gone.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                if nice > 0 {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                }
+                Ok(())
+            });
+        }
+        let pid = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start worker {worker} ({}): {e}", exe.display()))?
+            .id();
+        self.next_worker += 1;
+        self.children.push(LocalChild {
+            worker,
+            pid,
+            started: Instant::now(),
+            joined: false,
+            alive: true,
+        });
+        Ok(())
+    }
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+pub(super) fn kill(pid: u32) {
+    // SAFETY: signalling our own unreaped child, whose pid cannot have been reused.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// True when child `pid` has exited (it stays a zombie until reaped).
+pub(super) fn exited(pid: u32) -> bool {
+    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() != 0
+    }
+}

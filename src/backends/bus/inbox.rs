@@ -1,0 +1,321 @@
+//! What the bus master does with each message that arrives: admit, record, or count and drop.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::{MAX_HOST, Master, PREFETCH_BELOW, Peer, REPORTED_DROPS, same_token};
+use crate::engine::event::{BusEvent, Event, TaskRecord, WorkerKind};
+use crate::engine::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
+use crate::wire::{self, BUS_PROTOCOL, FrameError, MAX_FRAME, Message};
+
+/// A short name for a message's kind, for drop reports.
+fn kind(m: &Message) -> &'static str {
+    match m {
+        Message::Hello { .. } => "hello",
+        Message::Task { .. } => "task",
+        Message::Progress { .. } => "progress",
+        Message::Done { .. } => "done",
+        Message::Failed { .. } => "failed",
+        Message::Join { .. } => "join",
+        Message::Welcome { .. } => "welcome",
+        Message::Refused { .. } => "refused",
+        Message::Heartbeat {} => "heartbeat",
+        Message::Stop {} => "stop",
+    }
+}
+
+/// One message off the ROUTER: who sent it, and its body if it was exactly one frame.
+struct Incoming {
+    id: Vec<u8>,
+    body: Option<zmq::Message>,
+}
+
+impl Master<'_> {
+    /// Handles every message waiting on the socket.
+    pub(super) fn drain_inbox(&mut self) -> Result<(), String> {
+        while let Some(m) = self.receive()? {
+            self.on_message(m)?;
+        }
+        Ok(())
+    }
+
+    /// Receives one message without waiting; `None` when there is none.
+    fn receive(&self) -> Result<Option<Incoming>, String> {
+        let id = match self.socket.recv_bytes(zmq::DONTWAIT) {
+            Ok(id) => id,
+            Err(zmq::Error::EAGAIN) => return Ok(None),
+            Err(e) => return Err(format!("the bus socket failed: {e}")),
+        };
+        let mut body = None;
+        let mut parts = 1;
+        // Read every further part so the next message starts clean; keep one body only.
+        while self.socket.get_rcvmore().unwrap_or(false) {
+            let m = self
+                .socket
+                .recv_msg(zmq::DONTWAIT)
+                .map_err(|e| format!("the bus socket failed: {e}"))?;
+            parts += 1;
+            if parts == 2 {
+                body = Some(m);
+            }
+        }
+        if parts != 2 {
+            body = None;
+        }
+        Ok(Some(Incoming { id, body }))
+    }
+    fn describe(&self, at: Option<usize>) -> String {
+        match at {
+            Some(i) => format!("worker {}", self.peers[i].worker),
+            None => "a peer that has not joined".into(),
+        }
+    }
+
+    /// Counts a frame as dropped and reports the first few.
+    fn dropped(&mut self, at: Option<usize>, reason: String) {
+        let t = &self.tally;
+        if t.malformed + t.oversize + t.unexpected + t.duplicates <= REPORTED_DROPS {
+            let peer = self.describe(at);
+            self.ctx
+                .emit(Event::Bus(BusEvent::Dropped { peer, reason }));
+        }
+    }
+
+    fn on_message(&mut self, m: Incoming) -> Result<(), String> {
+        let at = self.peer_at(&m.id);
+        if let Some(i) = at {
+            self.peers[i].last_heard = Instant::now();
+        }
+        let Some(body) = m.body else {
+            self.tally.malformed += 1;
+            self.dropped(at, "not exactly one frame".into());
+            return Ok(());
+        };
+        let msg = match wire::decode(&body) {
+            Ok(msg) => msg,
+            Err(FrameError::TooLarge(n)) => {
+                self.tally.oversize += 1;
+                self.dropped(at, format!("frame of {n} bytes exceeds {MAX_FRAME}"));
+                return Ok(());
+            }
+            Err(e) => {
+                self.tally.malformed += 1;
+                self.dropped(at, e.to_string());
+                return Ok(());
+            }
+        };
+        match (at, msg) {
+            (
+                None,
+                Message::Join {
+                    protocol,
+                    token,
+                    host,
+                    pid,
+                },
+            ) => {
+                self.on_join(m.id, protocol, &token, host, pid);
+                Ok(())
+            }
+            (None, msg) => {
+                self.count_unwanted(None, &msg);
+                // Tell it: a worker this master has given up on must not keep working.
+                let _ = self.send(
+                    &m.id,
+                    &Message::Refused {
+                        reason: "not joined: send a join first".into(),
+                    },
+                );
+                Ok(())
+            }
+            (Some(_), Message::Heartbeat {}) => Ok(()),
+            (Some(i), Message::Progress { task, done, cpu_ns }) => {
+                if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
+                    self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
+                    return Ok(());
+                }
+                let p = &mut self.peers[i];
+                p.cpu_ns = p.cpu_ns.max(cpu_ns);
+                self.ctx.meter.set_cpu_ns(p.worker as usize, cpu_ns);
+                self.ctx.emit(Event::Progress {
+                    task,
+                    worker: p.worker,
+                    done: done.min(self.ctx.spec.numbers_per_task),
+                });
+                Ok(())
+            }
+            (
+                Some(i),
+                Message::Done {
+                    task,
+                    sum,
+                    cpu_ns,
+                    latency_ms,
+                },
+            ) => {
+                self.on_done(i, task, sum, cpu_ns, latency_ms);
+                Ok(())
+            }
+            (Some(i), Message::Failed { task, reason }) => {
+                if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
+                    self.count_unwanted(at, &Message::Failed { task, reason });
+                    return Ok(());
+                }
+                // The task itself failed, not the worker: re-running it elsewhere would fail too.
+                let p = &self.peers[i];
+                Err(format!("worker {} ({} pid {}): {reason}", p.worker, p.host, p.pid))
+            }
+            (Some(_), msg) => {
+                self.count_unwanted(at, &msg);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a valid message that its sender had no business sending.
+    fn count_unwanted(&mut self, at: Option<usize>, msg: &Message) {
+        let finished = |t: u32| self.finished.get(t as usize).copied().unwrap_or(false);
+        let reason = match *msg {
+            Message::Done { task, .. } if finished(task) => {
+                self.tally.duplicates += 1;
+                format!("late result for task {task}, already finished")
+            }
+            Message::Done { task, .. } | Message::Progress { task, .. } => {
+                self.tally.unexpected += 1;
+                format!("{} for task {task}, which it is not running", kind(msg))
+            }
+            _ => {
+                self.tally.unexpected += 1;
+                format!("unexpected {}", kind(msg))
+            }
+        };
+        self.dropped(at, reason);
+    }
+
+    fn on_join(&mut self, id: Vec<u8>, protocol: u32, token: &str, mut host: String, pid: u32) {
+        if host.len() > MAX_HOST {
+            host = host.chars().take(MAX_HOST / 4).collect();
+        }
+        let refusal = if protocol != BUS_PROTOCOL {
+            Some(format!(
+                "protocol {protocol} is not supported (this master speaks {BUS_PROTOCOL})"
+            ))
+        } else if !same_token(token, &self.token) {
+            Some("wrong token".to_string())
+        } else if self.peers.len() >= MAX_WORKERS as usize {
+            Some(format!("the run already has {MAX_WORKERS} workers"))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.tally.refused += 1;
+            let _ = self.send(
+                &id,
+                &Message::Refused {
+                    reason: reason.clone(),
+                },
+            );
+            self.ctx.emit(Event::Bus(BusEvent::Refused {
+                peer: format!("{host} pid {pid}"),
+                reason,
+            }));
+            return;
+        }
+        let child = (host == self.host)
+            .then(|| {
+                self.children
+                    .iter()
+                    .position(|c| c.pid == pid && c.alive && !c.joined)
+            })
+            .flatten();
+        let worker = match child {
+            Some(c) => {
+                self.children[c].joined = true;
+                self.children[c].worker
+            }
+            None => {
+                self.next_worker += 1;
+                self.next_worker - 1
+            }
+        };
+        let welcome = Message::Welcome {
+            worker,
+            heartbeat_ms: self.heartbeat.as_millis() as u32,
+            liveness: HEARTBEAT_LIVENESS,
+        };
+        if self.send(&id, &welcome).is_err() {
+            return; // gone already; a child's exit is noticed by its pid
+        }
+        self.peers.push(Peer {
+            id,
+            worker,
+            host: host.clone(),
+            pid,
+            child,
+            running: None,
+            queued: VecDeque::new(),
+            short_tasks: false,
+            cpu_ns: 0,
+            last_heard: Instant::now(),
+        });
+        self.ctx.emit(Event::WorkerStarted {
+            worker,
+            kind: WorkerKind::Process,
+            os_id: pid,
+        });
+        self.ctx.emit(Event::Bus(BusEvent::WorkerJoined {
+            worker,
+            host,
+            pid,
+            local: child.is_some(),
+        }));
+    }
+
+    /// A result: it counts only for the task the worker is running (workers
+    /// run their tasks in the order sent).
+    fn on_done(&mut self, i: usize, task: u32, sum: u64, cpu_ns: u64, latency_ms: Vec<f32>) {
+        if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
+            self.count_unwanted(
+                Some(i),
+                &Message::Done {
+                    task,
+                    sum,
+                    cpu_ns,
+                    latency_ms,
+                },
+            );
+            return;
+        }
+        let p = &mut self.peers[i];
+        let held = p.running.take().expect("checked above");
+        p.cpu_ns = p.cpu_ns.max(cpu_ns);
+        let worker = p.worker;
+        self.ctx.meter.set_cpu_ns(worker as usize, cpu_ns);
+        let spec = &self.ctx.spec;
+        self.ctx
+            .meter
+            .add_numbers(worker as usize, spec.total_numbers() / spec.tasks as u64);
+        self.ctx
+            .meter
+            .add_requests(worker as usize, latency_ms.len() as u64);
+        self.latencies.extend(latency_ms);
+        // Only the current holder's result counts, so a task finishes once.
+        debug_assert!(!self.finished[task as usize]);
+        self.finished[task as usize] = true;
+        let record = TaskRecord {
+            task,
+            worker,
+            sum,
+            start_s: held.start_s,
+            end_s: self.ctx.now_s(),
+            cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
+        };
+        self.peers[i].short_tasks = record.end_s - record.start_s < PREFETCH_BELOW.as_secs_f64();
+        self.ctx.emit(Event::TaskFinished(record.clone()));
+        self.records.push(record);
+        // The worker goes straight on to the task waiting at it.
+        if let Some(next) = self.peers[i].queued.pop_front() {
+            self.begin(i, next, cpu_ns);
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! `bus`: workers fed over a ZeroMQ message bus (the chapter's E6), local
+//! children of the run or `scalelab worker --connect` processes on other machines.
+//!
+//! The master binds a ROUTER; each worker is a DEALER that joins with the run's
+//! token and then holds at most `PREFETCH` tasks (the load-balancing pattern:
+//! the chapter's PUSH/PULL silently loses the tasks queued at a worker that
+//! dies). The master knows which worker holds which task, and re-queues them
+//! when that worker's process exits or its heartbeats stop. Only a result for
+//! the task a worker is running counts; anything else is counted and dropped.
+//! docs/PROTOCOL.md describes the conversation.
+
+mod children;
+mod inbox;
+pub mod worker;
+
+pub use children::host_name;
+use children::{LocalChild, exited, kill};
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::engine::event::{BusEvent, BusTally, Event, TaskRecord};
+use crate::engine::spec::HEARTBEAT_LIVENESS;
+use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::wire::{self, Message};
+
+/// Environment variable through which local workers get the token (a command
+/// line would show it to every user of the machine in `ps`).
+pub const TOKEN_ENV: &str = "SCALELAB_BUS_TOKEN";
+/// Messages above this size make ZeroMQ drop the sender's connection before
+/// anything is allocated; between `MAX_FRAME` and this they are counted and dropped.
+pub const MAX_MESSAGE: i64 = 1 << 20;
+/// How many times a task may be re-queued after losing its worker.
+const MAX_RETRIES: u8 = 3;
+/// How long idle local workers get to leave after `stop` before they are killed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long a local child may take to join before it counts as failed.
+const JOIN_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait in the master's loop: bounds how late a cancel is noticed.
+const TICK: Duration = Duration::from_millis(10);
+/// Dropped frames reported one by one; past this only the tally counts them.
+const REPORTED_DROPS: u64 = 32;
+/// Longest host name kept from a join.
+const MAX_HOST: usize = 255;
+/// Tasks a worker holds at once when its tasks are short: the one it runs and
+/// one waiting at the worker, so that it never idles for a round trip. All are
+/// tracked and re-queued if the worker is lost.
+const PREFETCH: usize = 2;
+/// Tasks shorter than this are prefetched. Longer ones are not: a round trip
+/// is nothing next to them, and a task waiting at a slow worker while a fast
+/// one idles would cost far more.
+const PREFETCH_BELOW: Duration = Duration::from_millis(20);
+
+/// The task a worker is running (the oldest it holds).
+struct InFlight {
+    task: u32,
+    start_s: f64,
+    cpu_ns_at_start: u64,
+}
+
+/// A worker that has joined.
+struct Peer {
+    /// ZeroMQ routing id of its connection.
+    id: Vec<u8>,
+    worker: u32,
+    host: String,
+    pid: u32,
+    /// Index in `children` when the run started this worker itself.
+    child: Option<usize>,
+    running: Option<InFlight>,
+    /// Tasks sent after `running`, waiting at the worker, in the order it runs them.
+    queued: VecDeque<u32>,
+    /// Its last task took less than `PREFETCH_BELOW`.
+    short_tasks: bool,
+    /// CPU time the worker last reported (its whole process).
+    cpu_ns: u64,
+    last_heard: Instant,
+}
+
+/// The master's side of the run.
+struct Master<'a> {
+    ctx: &'a RunContext,
+    socket: zmq::Socket,
+    endpoint: String,
+    token: String,
+    host: String,
+    heartbeat: Duration,
+    peers: Vec<Peer>,
+    children: Vec<LocalChild>,
+    queue: VecDeque<u32>,
+    finished: Vec<bool>,
+    retries: Vec<u8>,
+    records: Vec<TaskRecord>,
+    cpu: CpuTimes,
+    lost: u32,
+    next_worker: u32,
+    tally: BusTally,
+    /// Request latencies reported with results (I/O workloads).
+    latencies: Vec<f32>,
+}
+
+/// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
+fn bind(zctx: &zmq::Context, addr: &str) -> Result<(zmq::Socket, String), String> {
+    let fail = |what: &str, e: zmq::Error| format!("cannot {what} the bus socket: {e}");
+    let s = zctx.socket(zmq::ROUTER).map_err(|e| fail("create", e))?;
+    // Never block on close: a task for a vanished worker is re-queued, not kept.
+    s.set_linger(0).map_err(|e| fail("configure", e))?;
+    // Sending to a peer that has gone fails instead of vanishing silently.
+    s.set_router_mandatory(true)
+        .map_err(|e| fail("configure", e))?;
+    s.set_maxmsgsize(MAX_MESSAGE)
+        .map_err(|e| fail("configure", e))?;
+    s.bind(addr)
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let endpoint = s
+        .get_last_endpoint()
+        .map_err(|e| fail("read back", e))?
+        .map_err(|_| "the bound endpoint is not UTF-8".to_string())?;
+    Ok((s, endpoint))
+}
+
+/// A fresh random token: 128 bits from the kernel, in hex.
+fn fresh_token() -> Result<String, String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("cannot make a token: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Compares tokens in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+impl Peer {
+    /// Tasks sent to this worker and not yet answered.
+    fn held(&self) -> usize {
+        self.running.is_some() as usize + self.queued.len()
+    }
+
+    /// How many tasks this worker should hold.
+    fn capacity(&self) -> usize {
+        if self.short_tasks { PREFETCH } else { 1 }
+    }
+}
+
+impl<'a> Master<'a> {
+    fn local_workers(&self) -> u32 {
+        self.ctx.spec.bus.local_workers(self.ctx.spec.workers)
+    }
+
+    fn done(&self) -> bool {
+        self.records.len() == self.finished.len()
+    }
+
+    fn send(&self, id: &[u8], msg: &Message) -> Result<(), zmq::Error> {
+        self.socket.send(id, zmq::SNDMORE | zmq::DONTWAIT)?;
+        self.socket.send(wire::encode(msg), zmq::DONTWAIT)
+    }
+
+    fn peer_at(&self, id: &[u8]) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == id)
+    }
+
+    /// Tops every worker up to `PREFETCH` tasks.
+    fn dispatch(&mut self) -> Result<(), String> {
+        let mut unreachable = Vec::new();
+        for i in 0..self.peers.len() {
+            while self.peers[i].held() < self.peers[i].capacity() {
+                let Some(task) = self.queue.pop_front() else {
+                    break;
+                };
+                let spec = &self.ctx.spec;
+                let msg = wire::task_message(spec, task, self.ctx.io_addr());
+                if let Err(e) = self.send(&self.peers[i].id, &msg) {
+                    self.queue.push_front(task);
+                    unreachable.push((self.peers[i].id.clone(), e));
+                    break;
+                }
+                if self.peers[i].running.is_some() {
+                    self.peers[i].queued.push_back(task);
+                } else {
+                    let cpu_ns = self.peers[i].cpu_ns;
+                    self.begin(i, task, cpu_ns);
+                }
+            }
+        }
+        for (id, e) in unreachable {
+            if let Some(i) = self.peer_at(&id) {
+                self.lose(Some(i), None, format!("cannot be reached ({e})"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Worker `i` starts `task` now (it had nothing before it).
+    fn begin(&mut self, i: usize, task: u32, cpu_ns_at_start: u64) {
+        let start_s = self.ctx.now_s();
+        let p = &mut self.peers[i];
+        p.running = Some(InFlight {
+            task,
+            start_s,
+            cpu_ns_at_start,
+        });
+        self.ctx.emit(Event::TaskStarted {
+            task,
+            worker: p.worker,
+            at_s: start_s,
+        });
+    }
+
+    /// Sends heartbeats and gives up on workers silent for too long.
+    fn beat(&mut self) -> Result<(), String> {
+        let silence = self.heartbeat * HEARTBEAT_LIVENESS;
+        for p in &self.peers {
+            let _ = self.send(&p.id, &Message::Heartbeat {});
+        }
+        while let Some(i) = self
+            .peers
+            .iter()
+            .position(|p| p.last_heard.elapsed() > silence)
+        {
+            self.lose(
+                Some(i),
+                None,
+                format!("missed its heartbeats for {:.1} s", silence.as_secs_f64()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Notices local children that exited, or never joined.
+    fn check_children(&mut self) -> Result<(), String> {
+        for c in 0..self.children.len() {
+            let ch = &self.children[c];
+            if !ch.alive {
+                continue;
+            }
+            let why = if exited(ch.pid) {
+                "ended"
+            } else if !ch.joined && ch.started.elapsed() > JOIN_GRACE {
+                "did not join in time"
+            } else {
+                continue;
+            };
+            let peer = self.peers.iter().position(|p| p.child == Some(c));
+            self.lose(peer, Some(c), why.into())?;
+        }
+        Ok(())
+    }
+
+    /// A worker is gone: reap it if it is ours, re-queue its task, replace it if local.
+    fn lose(
+        &mut self,
+        peer: Option<usize>,
+        child: Option<usize>,
+        why: String,
+    ) -> Result<(), String> {
+        let peer = peer.map(|i| self.peers.remove(i));
+        let child = child.or(peer.as_ref().and_then(|p| p.child));
+        let mut exit = None;
+        let (worker, pid) = match (&peer, child) {
+            (_, Some(c)) => {
+                let ch = &mut self.children[c];
+                if ch.alive {
+                    kill(ch.pid);
+                    ch.alive = false;
+                    if let Some((how, cpu)) = reap_child(ch.pid) {
+                        self.cpu = self.cpu + cpu;
+                        exit = Some(how);
+                    }
+                }
+                (ch.worker, ch.pid)
+            }
+            (Some(p), None) => {
+                self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+                (p.worker, p.pid)
+            }
+            (None, None) => unreachable!("a lost worker is a peer or a child"),
+        };
+        let place = match &peer {
+            Some(p) if child.is_none() => format!("pid {pid} on {}", p.host),
+            _ => format!("pid {pid}"),
+        };
+        let reason = match exit {
+            Some(how) => format!("worker {worker} ({place}) {why} and {how}"),
+            None => format!("worker {worker} ({place}) {why}"),
+        };
+        let (requeued, waiting) = match peer {
+            Some(p) => (p.running.map(|t| t.task), p.queued),
+            None => (None, VecDeque::new()),
+        };
+        // Tasks that were only waiting at the worker go back first in line, in order.
+        for task in waiting.into_iter().rev() {
+            self.queue.push_front(task);
+        }
+        self.lost += 1;
+        self.ctx.emit(Event::WorkerLost {
+            worker,
+            os_id: pid,
+            reason: reason.clone(),
+            requeued,
+        });
+        if let Some(task) = requeued {
+            let tries = &mut self.retries[task as usize];
+            if *tries >= MAX_RETRIES {
+                return Err(format!(
+                    "{reason} while running task {task}, which had already been re-queued {MAX_RETRIES} time(s)"
+                ));
+            }
+            *tries += 1;
+            self.queue.push_front(task);
+        }
+        // Keep the local pool at strength while work remains, within a bound.
+        let local = self.local_workers() as usize;
+        if child.is_some() && !self.done() && self.children.len() < 2 * local {
+            self.spawn_local()
+                .map_err(|e| format!("{reason}; no replacement: {e}"))?;
+        }
+        let anyone = !self.peers.is_empty() || self.children.iter().any(|c| c.alive);
+        if !anyone && self.ctx.spec.bus.remote_workers == 0 && !self.done() {
+            return Err(format!(
+                "{reason}, and no worker is left to run the remaining tasks"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tells every worker the run is over and ends the local ones: gently when
+    /// `graceful`, else at once. Collects everyone's CPU time.
+    fn shut_down(&mut self, graceful: bool) {
+        for p in &self.peers {
+            let _ = self.send(&p.id, &Message::Stop {});
+        }
+        if !graceful {
+            for c in self.children.iter().filter(|c| c.alive) {
+                kill(c.pid);
+            }
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
+        for c in self.children.iter_mut().filter(|c| c.alive) {
+            while graceful && Instant::now() < deadline && !exited(c.pid) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            kill(c.pid);
+            if let Some((_, cpu)) = reap_child(c.pid) {
+                self.cpu = self.cpu + cpu;
+            }
+            c.alive = false;
+        }
+        for p in self.peers.iter().filter(|p| p.child.is_none()) {
+            self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+        }
+        // Give the `stop` to remote workers a moment to leave; a cancel must stay prompt.
+        let linger = if graceful { 200 } else { 20 };
+        let _ = self.socket.set_linger(linger);
+    }
+
+    /// The master's loop: until every task is done, the run is cancelled, or it fails.
+    fn serve(&mut self) -> Result<(), String> {
+        let mut next_beat = Instant::now() + self.heartbeat;
+        let mut next_check = Instant::now();
+        while !self.done() && !self.ctx.cancelled() {
+            self.socket
+                .poll(zmq::POLLIN, TICK.as_millis() as i64)
+                .map_err(|e| format!("the bus socket failed: {e}"))?;
+            self.drain_inbox()?;
+            let now = Instant::now();
+            if now >= next_check {
+                self.check_children()?;
+                next_check = now + TICK;
+            }
+            if now >= next_beat {
+                self.beat()?;
+                next_beat = now + self.heartbeat;
+            }
+            self.dispatch()?;
+        }
+        Ok(())
+    }
+}
+
+/// CPU time a remote worker reported (user and system together, counted as user).
+fn reported_cpu(ns: u64) -> CpuTimes {
+    CpuTimes {
+        user_s: ns as f64 / 1e9,
+        sys_s: 0.0,
+    }
+}
+
+/// Runs every task on the bus: `workers - remote_workers` local children plus
+/// whoever joins with the token.
+pub fn run(ctx: &RunContext) -> BackendOutcome {
+    let failed = |why: String| BackendOutcome {
+        records: Vec::new(),
+        cpu: CpuTimes::default(),
+        ending: Ending::Failed(why),
+        workers_lost: 0,
+        latencies_ms: Vec::new(),
+        gil: None,
+    };
+    let params = &ctx.spec.bus;
+    let token = match params.token.clone().map_or_else(fresh_token, Ok) {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let zctx = zmq::Context::new();
+    let (socket, endpoint) = match bind(&zctx, &params.bind) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    ctx.emit(Event::Bus(BusEvent::Listening {
+        endpoint: endpoint.clone(),
+        token: token.clone(),
+    }));
+    let tasks = ctx.spec.tasks as usize;
+    let mut master = Master {
+        ctx,
+        socket,
+        endpoint,
+        token,
+        host: host_name(),
+        heartbeat: Duration::from_millis(params.heartbeat_ms as u64),
+        peers: Vec::new(),
+        children: Vec::new(),
+        queue: (0..ctx.spec.tasks).collect(),
+        finished: vec![false; tasks],
+        retries: vec![0; tasks],
+        records: Vec::with_capacity(tasks),
+        cpu: CpuTimes::default(),
+        lost: 0,
+        next_worker: 0,
+        tally: BusTally::default(),
+        latencies: Vec::new(),
+    };
+    let local = master.local_workers();
+    let result = (0..local)
+        .try_for_each(|_| master.spawn_local())
+        .and_then(|()| master.serve());
+    let ending = match result {
+        Err(why) => Ending::Failed(why),
+        Ok(()) if master.done() => Ending::Completed,
+        Ok(()) => Ending::Cancelled,
+    };
+    master.shut_down(matches!(ending, Ending::Completed));
+    ctx.emit(Event::Bus(BusEvent::Tally(master.tally)));
+    let outcome = BackendOutcome {
+        records: std::mem::take(&mut master.records),
+        cpu: master.cpu,
+        ending,
+        workers_lost: master.lost,
+        latencies_ms: std::mem::take(&mut master.latencies),
+        gil: None,
+    };
+    drop(master);
+    drop(zctx);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abc", "abd"));
+        assert!(!same_token("abc", "abcd"));
+        assert!(!same_token("", "a"));
+    }
+
+    #[test]
+    fn fresh_tokens_differ_and_are_hex() {
+        let (a, b) = (fresh_token().unwrap(), fresh_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn binds_loopback_on_an_ephemeral_port() {
+        let z = zmq::Context::new();
+        let (_s, ep) = bind(&z, "tcp://127.0.0.1:*").unwrap();
+        let port: u16 = ep
+            .strip_prefix("tcp://127.0.0.1:")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(port > 0);
+    }
+}

@@ -1,0 +1,176 @@
+//! What the `bus` costs: dispatching a task, starting and connecting a worker,
+//! and how far long tasks scale over it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{BenchConfig, median};
+use crate::engine::event::Event;
+use crate::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+use crate::engine::{run_to_end, start};
+use crate::metrics::cores::core_count;
+use crate::report::{RunReport, RunStatus};
+
+/// Tiny tasks per dispatch measurement.
+const TINY_TASKS: u32 = 5000;
+/// Repeats of each measurement; the median is reported.
+const REPEATS: usize = 5;
+
+/// The bus's own figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusBench {
+    /// One worker, one-number tasks: wall time per task from the first dispatch
+    /// to the last result (a full master-worker round trip), in microseconds.
+    pub dispatch_us_per_task: f64,
+    /// The same with one worker per core: the master's throughput, per task.
+    pub dispatch_us_per_task_all_cores: f64,
+    pub tiny_tasks: u32,
+    /// From asking for a run to every local worker having joined, in milliseconds.
+    pub spawn_connect_ms: f64,
+    pub spawn_connect_workers: u32,
+    /// Wall time with one worker over wall time with one worker per core.
+    pub long_task_speedup: f64,
+    pub long_task_workers: u32,
+    pub long_tasks: u32,
+    pub long_task_numbers: u64,
+    pub long_task_wall_1_s: f64,
+    pub long_task_wall_n_s: f64,
+}
+
+fn bus_spec(workers: u32, tasks: u32, numbers: u64) -> RunSpec {
+    RunSpec {
+        backend: BackendKind::Bus,
+        workload: WorkloadKind::Cpu,
+        workers,
+        tasks,
+        numbers_per_task: numbers,
+        seed: 42,
+        ..RunSpec::default()
+    }
+}
+
+fn ok(r: RunReport) -> Result<RunReport, String> {
+    match r.status {
+        RunStatus::Ok => Ok(r),
+        _ => Err(format!(
+            "a bus run did not finish: {}",
+            r.reason.unwrap_or_default()
+        )),
+    }
+}
+
+/// Microseconds per task between the first dispatch and the last result.
+fn dispatch_us(cfg: &BenchConfig, workers: u32) -> Result<f64, String> {
+    let mut v = Vec::new();
+    for _ in 0..REPEATS {
+        let r = run_to_end(bus_spec(workers, TINY_TASKS, 1), cfg.options.clone())
+            .map_err(|e| e.to_string())
+            .and_then(ok)?;
+        let first = r
+            .task_timeline
+            .iter()
+            .map(|t| t.start_s)
+            .fold(f64::MAX, f64::min);
+        let last = r.task_timeline.iter().map(|t| t.end_s).fold(0.0, f64::max);
+        v.push((last - first) * 1e6 / TINY_TASKS as f64);
+    }
+    Ok(median(v))
+}
+
+/// Milliseconds from `start` to the last of `workers` local workers joining.
+fn spawn_connect_ms(cfg: &BenchConfig, workers: u32) -> Result<f64, String> {
+    let mut v = Vec::new();
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        // Tasks long enough that the run cannot end before everyone has joined.
+        let h = start(
+            bus_spec(workers, workers, 10_000_000_000),
+            cfg.options.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut joined = 0;
+        while joined < workers {
+            match h.events.recv_timeout(Duration::from_secs(10)) {
+                Ok(Event::WorkerStarted { .. }) => joined += 1,
+                Ok(e) if e.is_terminal() => return Err("a bus run ended early".into()),
+                Ok(_) => {}
+                Err(_) => return Err("bus workers did not join within 10 s".into()),
+            }
+        }
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+        h.cancel();
+        h.join();
+    }
+    Ok(median(v))
+}
+
+/// Measures the bus; `long_numbers` makes a task of about an eighth of the scaling run.
+pub fn measure(
+    cfg: &BenchConfig,
+    long_numbers: u64,
+    progress: &mut impl FnMut(&str),
+) -> Result<BusBench, String> {
+    let cores = core_count() as u32;
+    progress("bus: dispatch overhead, tiny tasks");
+    let one = dispatch_us(cfg, 1)?;
+    let all = dispatch_us(cfg, cores)?;
+    progress("bus: worker spawn and connect");
+    let spawn = spawn_connect_ms(cfg, cores)?;
+    progress("bus: speed-up on long tasks");
+    let long_tasks = 4 * cores;
+    let wall = |workers| -> Result<f64, String> {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let r = run_to_end(
+                bus_spec(workers, long_tasks, long_numbers),
+                cfg.options.clone(),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(ok)?;
+            v.push(r.wall_s);
+        }
+        Ok(median(v))
+    };
+    let (w1, wn) = (wall(1)?, wall(cores)?);
+    Ok(BusBench {
+        dispatch_us_per_task: one,
+        dispatch_us_per_task_all_cores: all,
+        tiny_tasks: TINY_TASKS,
+        spawn_connect_ms: spawn,
+        spawn_connect_workers: cores,
+        long_task_speedup: w1 / wn,
+        long_task_workers: cores,
+        long_tasks,
+        long_task_numbers: long_numbers,
+        long_task_wall_1_s: w1,
+        long_task_wall_n_s: wn,
+    })
+}
+
+impl BusBench {
+    /// The bus's rows, in Markdown.
+    pub fn to_markdown(&self) -> String {
+        format!(
+            "\n| bus measure | value |\n|---|---|\n\
+             | dispatch overhead, 1 worker, {} one-number tasks (µs per task) | {:.1} |\n\
+             | dispatch overhead, {} workers (µs per task) | {:.1} |\n\
+             | spawn and connect {} local workers (ms) | {:.1} |\n\
+             | long tasks, {} x {} numbers: wall 1 worker / {} workers (s) | {:.3} / {:.3} |\n\
+             | bus speed-up on long tasks, {} workers | {:.2}x |\n",
+            self.tiny_tasks,
+            self.dispatch_us_per_task,
+            self.long_task_workers,
+            self.dispatch_us_per_task_all_cores,
+            self.spawn_connect_workers,
+            self.spawn_connect_ms,
+            self.long_tasks,
+            self.long_task_numbers,
+            self.long_task_workers,
+            self.long_task_wall_1_s,
+            self.long_task_wall_n_s,
+            self.long_task_workers,
+            self.long_task_speedup,
+        )
+    }
+}

@@ -1,0 +1,592 @@
+//! The `bus` backend loses nothing and counts nothing twice: workers killed by
+//! PID, workers joining late, garbage on the socket, a vanished master.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{options, spec};
+use scalelab::engine::RunHandle;
+use scalelab::engine::event::{BusEvent, BusTally, Event};
+use scalelab::engine::spec::{BackendKind, BusParams, RunSpec};
+use scalelab::engine::{run_to_end, start};
+use scalelab::report::{RunReport, RunStatus};
+use scalelab::wire::{self, BUS_PROTOCOL, Message};
+use scalelab::workload::cpu::task_sum;
+
+const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
+
+fn bus_spec(workers: u32, tasks: u32, numbers: u64, seed: u64, bus: BusParams) -> RunSpec {
+    RunSpec {
+        bus,
+        ..spec(BackendKind::Bus, workers, tasks, numbers, seed)
+    }
+}
+
+fn params(remote_workers: u32, heartbeat_ms: u32) -> BusParams {
+    BusParams {
+        remote_workers,
+        heartbeat_ms,
+        ..BusParams::default()
+    }
+}
+
+/// Waits for the first event `pick` accepts; panics after `secs`.
+fn wait_for<T>(h: &RunHandle, secs: u64, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = h
+            .events
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no awaited event within {secs} s"));
+        if let Some(t) = pick(&e) {
+            return t;
+        }
+        assert!(!e.is_terminal(), "the run ended early: {e:?}");
+    }
+}
+
+fn listening(h: &RunHandle) -> (String, String) {
+    wait_for(h, 10, |e| match e {
+        Event::Bus(BusEvent::Listening { endpoint, token }) => {
+            Some((endpoint.clone(), token.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// Collects the rest of a run's events and its report.
+fn finish(h: RunHandle, secs: u64) -> (Vec<Event>, Box<RunReport>) {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = h.events.recv_timeout(left).expect("the run ends in time");
+        match e {
+            Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => {
+                h.join();
+                return (seen, r);
+            }
+            e => seen.push(e),
+        }
+    }
+}
+
+/// Every task finished exactly once, with the right sum.
+fn assert_complete_and_right(r: &RunReport, seed: u64, numbers: u64) {
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    let expected: Vec<_> = (0..r.spec.tasks)
+        .map(|t| Some(task_sum(seed, t as u64, numbers)))
+        .collect();
+    assert_eq!(r.sums, expected);
+    assert_eq!(
+        r.task_timeline.len(),
+        r.spec.tasks as usize,
+        "a task doubled"
+    );
+    let distinct: BTreeSet<u32> = r.task_timeline.iter().map(|t| t.task).collect();
+    assert_eq!(distinct.len(), r.spec.tasks as usize);
+}
+
+fn tally(events: &[Event]) -> BusTally {
+    let t: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bus(BusEvent::Tally(t)) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(t.len(), 1, "one tally per run");
+    t[0]
+}
+
+/// `scalelab worker --connect` started by the test: a remote worker for the master.
+fn join_worker(endpoint: &str, token: &str) -> Child {
+    Command::new(EXE)
+        .args(["worker", "--connect", endpoint, "--token", token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// True while `pid` runs (a zombie no longer counts: it has exited).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn sigkill(pid: u32) {
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+/// Waits for a child to end, within `limit`; returns its status and stderr.
+fn ended_within(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return (st, err);
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pid {} still running after {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn bus_gives_the_same_sums_as_threads_from_the_command_line() {
+    let out = |backend: &str| {
+        let o = Command::new(EXE)
+            .args([
+                "run",
+                "--backend",
+                backend,
+                "--workers",
+                "3",
+                "--tasks",
+                "7",
+            ])
+            .args(["--numbers", "300000", "--seed", "11", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["sums"].clone(), v["total"].clone())
+    };
+    assert_eq!(out("bus"), out("threads"));
+}
+
+#[test]
+fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
+    let (tasks, numbers, seed) = (40, 20_000_000, 3);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(0, 250)), options()).unwrap();
+    let mut pids = Vec::new();
+    let mut finished = 0;
+    // Kill one worker once a few tasks are done and both hold one.
+    let victim = wait_for(&h, 30, |e| {
+        match e {
+            Event::WorkerStarted { os_id, .. } => pids.push(*os_id),
+            Event::TaskFinished(_) => finished += 1,
+            _ => {}
+        }
+        (finished >= 4 && pids.len() == 2).then(|| pids[0])
+    });
+    sigkill(victim);
+    let (events, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    let lost: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerLost {
+                os_id,
+                reason,
+                requeued,
+                ..
+            } => Some((*os_id, reason.clone(), *requeued)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].0, victim);
+    assert!(lost[0].1.contains("signal 9"), "{}", lost[0].1);
+    assert!(lost[0].2.is_some(), "the killed worker held a task");
+    assert_eq!(r.workers_lost, 1);
+    let t = tally(&events);
+    assert_eq!(t, BusTally::default(), "nothing dropped in a clean run");
+    for pid in pids {
+        assert!(!running(pid), "worker {pid} outlived the run");
+    }
+}
+
+#[test]
+fn when_the_only_worker_is_killed_a_worker_joining_later_finishes_the_run() {
+    let (tasks, numbers, seed) = (4, 300_000_000, 4);
+    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 50)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let mut first = join_worker(&endpoint, &token);
+    let pid = first.id();
+    wait_for(&h, 10, |e| {
+        matches!(e, Event::Progress { worker: 0, .. }).then_some(())
+    });
+    sigkill(pid);
+    let _ = first.wait();
+    // Heartbeats stop: the master gives the task back to the queue, and waits.
+    let requeued = wait_for(&h, 10, |e| match e {
+        Event::WorkerLost {
+            os_id, requeued, ..
+        } => {
+            assert_eq!(*os_id, pid);
+            Some(*requeued)
+        }
+        Event::TaskFinished(_) => panic!("a task finished with no worker: {e:?}"),
+        _ => None,
+    });
+    assert!(requeued.is_some());
+    let mut second = join_worker(&endpoint, &token);
+    let (events, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Bus(BusEvent::WorkerJoined { worker: 1, local: false, pid, .. }) if *pid == second.id()
+        )),
+        "the second worker joined as worker 1"
+    );
+    assert!(r.task_timeline.iter().all(|t| t.worker <= 1));
+    // The run's end tells the remote worker to stop: it leaves cleanly.
+    let (st, err) = ended_within(&mut second, Duration::from_secs(2));
+    assert!(st.success(), "{st:?}: {err}");
+    assert!(r.user_s > 0.0, "remote CPU time counted");
+}
+
+/// A DEALER of the test's own, speaking the wire format by hand.
+struct Peer {
+    s: zmq::Socket,
+}
+
+impl Peer {
+    fn new(z: &zmq::Context, endpoint: &str) -> Peer {
+        let s = z.socket(zmq::DEALER).unwrap();
+        s.set_linger(500).unwrap();
+        s.set_rcvtimeo(5000).unwrap();
+        s.connect(endpoint).unwrap();
+        Peer { s }
+    }
+    fn raw(&self, frames: &[&[u8]]) {
+        self.s.send_multipart(frames.iter().copied(), 0).unwrap();
+    }
+    fn send(&self, m: &Message) {
+        self.raw(&[&wire::encode(m)]);
+    }
+    fn recv(&self) -> Message {
+        let b = self.s.recv_bytes(0).expect("an answer from the master");
+        wire::decode(&b).unwrap()
+    }
+    /// The next message that is not a heartbeat.
+    fn recv_real(&self) -> Message {
+        loop {
+            match self.recv() {
+                Message::Heartbeat {} => {}
+                m => return m,
+            }
+        }
+    }
+}
+
+fn join(p: &Peer, token: &str, protocol: u32) {
+    p.send(&Message::Join {
+        protocol,
+        token: token.into(),
+        host: "test-peer".into(),
+        pid: 1,
+    });
+}
+
+#[test]
+fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
+    let (tasks, numbers, seed) = (20, 5_000_000, 5);
+    let h = start(bus_spec(1, tasks, numbers, seed, params(0, 50)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+
+    // Not a message at all, from a peer that never joins.
+    let junk = Peer::new(&z, &endpoint);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..20 {
+        let bytes: Vec<u8> = (0..(1 + i * 37))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        junk.raw(&[&bytes]);
+    }
+    junk.raw(&[b"{\"type\":\"done\"", b"\"task\":1}"]); // two frames
+    junk.raw(&[b""]);
+    junk.raw(&[br#"{"type":"done","task":1,"#]); // truncated
+    junk.raw(&[b"\xff\xfe{}"]);
+    junk.raw(&[&vec![b' '; 100_000]]); // over MAX_FRAME, under ZeroMQ's cut-off
+    // Past ZeroMQ's cut-off: the connection is dropped before anything is allocated.
+    let huge = Peer::new(&z, &endpoint);
+    huge.raw(&[&vec![0u8; 2 << 20]]);
+
+    // Wrong token, wrong protocol: refused.
+    let intruder = Peer::new(&z, &endpoint);
+    join(&intruder, "not-the-token", BUS_PROTOCOL);
+    assert!(matches!(intruder.recv(), Message::Refused { reason } if reason.contains("token")));
+    join(&intruder, &token, BUS_PROTOCOL + 1);
+    assert!(matches!(intruder.recv(), Message::Refused { reason } if reason.contains("protocol")));
+
+    // A result from a peer that never joined.
+    let stranger = Peer::new(&z, &endpoint);
+    stranger.send(&Message::Done {
+        task: 9999,
+        sum: 1,
+        cpu_ns: 0,
+        latency_ms: vec![],
+    });
+    assert!(matches!(stranger.recv(), Message::Refused { .. }));
+
+    // A worker that joins, then sends results for tasks it was never given,
+    // answers its own task honestly, and repeats it with a wrong sum.
+    let rogue = Peer::new(&z, &endpoint);
+    join(&rogue, &token, BUS_PROTOCOL);
+    assert!(matches!(rogue.recv_real(), Message::Welcome { .. }));
+    let Message::Task { task, .. } = rogue.recv_real() else {
+        panic!("the rogue got no task")
+    };
+    rogue.send(&Message::Done {
+        task: 5000,
+        sum: 0,
+        cpu_ns: 0,
+        latency_ms: vec![],
+    });
+    rogue.send(&Message::Progress {
+        task: 5001,
+        done: 1,
+        cpu_ns: 0,
+    });
+    join(&rogue, &token, BUS_PROTOCOL);
+    let sum = task_sum(seed, task as u64, numbers);
+    rogue.send(&Message::Done {
+        task,
+        sum,
+        cpu_ns: 0,
+        latency_ms: vec![],
+    });
+    rogue.send(&Message::Done {
+        task,
+        sum: sum + 1,
+        cpu_ns: 0,
+        latency_ms: vec![],
+    });
+    // Then it goes silent while holding its next task, if it got one.
+    let (events, r) = finish(h, 60);
+    drop((junk, huge, intruder, stranger, rogue));
+    assert_complete_and_right(&r, seed, numbers);
+    assert!(
+        r.task_timeline
+            .iter()
+            .any(|t| t.task == task && t.sum == sum)
+    );
+    assert_eq!(
+        tally(&events),
+        BusTally {
+            malformed: 24,
+            oversize: 1,
+            unexpected: 4,
+            duplicates: 1,
+            refused: 2,
+        }
+    );
+}
+
+#[test]
+fn a_worker_with_the_wrong_token_is_refused_and_exits() {
+    let mut p = params(1, 250);
+    p.token = Some("right".into());
+    let h = start(bus_spec(1, 1, 1000, 1, p), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    assert_eq!(token, "right");
+    let mut w = join_worker(&endpoint, "wrong");
+    let (st, err) = ended_within(&mut w, Duration::from_secs(5));
+    assert!(!st.success());
+    assert!(err.contains("wrong token"), "{err}");
+    wait_for(&h, 5, |e| {
+        matches!(e, Event::Bus(BusEvent::Refused { reason, .. }) if reason == "wrong token")
+            .then_some(())
+    });
+    h.cancel();
+    let (_, r) = finish(h, 5);
+    assert_eq!(r.status, RunStatus::Cancelled);
+}
+
+#[test]
+fn a_generated_token_is_shown_and_a_run_without_one_refused() {
+    let r = run_to_end(bus_spec(2, 4, 1000, 1, params(0, 250)), options()).unwrap();
+    assert_eq!(r.status, RunStatus::Ok);
+    let h = start(bus_spec(1, 1, 1000, 1, params(0, 250)), options()).unwrap();
+    let (_, a) = listening(&h);
+    let _ = finish(h, 10);
+    let h = start(bus_spec(1, 1, 1000, 1, params(0, 250)), options()).unwrap();
+    let (_, b) = listening(&h);
+    let _ = finish(h, 10);
+    assert_ne!(a, b, "each run gets its own token");
+    let no_token = Command::new(EXE)
+        .args(["worker", "--connect", "tcp://127.0.0.1:9"])
+        .env_remove(scalelab::backends::bus::TOKEN_ENV)
+        .output()
+        .unwrap();
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("--token"));
+}
+
+/// Pids of the children of `pid` (all its threads').
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = t.unwrap().path().join("children");
+        if let Ok(s) = std::fs::read_to_string(path) {
+            out.extend(s.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn local_workers_exit_within_a_second_of_their_master_being_killed() {
+    let mut master = Command::new(EXE)
+        .args(["run", "--backend", "bus", "--workers", "2", "--tasks", "4"])
+        .args(["--numbers", "10000000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let kids = loop {
+        let k = children_of(master.id());
+        if k.len() == 2 {
+            break k;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "workers start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(kids.iter().all(|&k| running(k)));
+    sigkill(master.id());
+    let _ = master.wait();
+    let t = Instant::now();
+    while kids.iter().any(|&k| running(k)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a local worker outlived its master by a second"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A free loopback port (a small race with other binders, fine for a test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_remote_worker_gives_up_after_its_heartbeat_timeout_when_the_master_vanishes() {
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let mut master = Command::new(EXE)
+        .args(["run", "--backend", "bus", "--workers", "1", "--remote", "1"])
+        .args([
+            "--tasks",
+            "2",
+            "--numbers",
+            "10000000000",
+            "--heartbeat-ms",
+            "100",
+        ])
+        .args(["--bind", &endpoint, "--token", "vanishing"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the master says it listens, then join.
+    let mut err = master.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("listening") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the master ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut w = join_worker(&endpoint, "vanishing");
+    while !String::from_utf8_lossy(&seen).contains("joined") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the master ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(w.try_wait().unwrap().is_none(), "the worker is busy");
+    sigkill(master.id());
+    let _ = master.wait();
+    let t = Instant::now();
+    // Heartbeat 100 ms, 5 missed: gone after 0.5 s (plus a task chunk and scheduling).
+    let (st, out) = ended_within(&mut w, Duration::from_secs(3));
+    let took = t.elapsed();
+    assert!(!st.success());
+    assert!(out.contains("silent"), "{out}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "gave up too early: {took:?}"
+    );
+}
+
+#[test]
+fn cancelling_a_bus_run_ends_its_local_workers() {
+    let h = start(bus_spec(2, 4, 10_000_000_000, 1, params(0, 250)), options()).unwrap();
+    let mut pids = Vec::new();
+    wait_for(&h, 10, |e| {
+        if let Event::WorkerStarted { os_id, .. } = e {
+            pids.push(*os_id);
+        }
+        (pids.len() == 2).then_some(())
+    });
+    let t = Instant::now();
+    h.cancel();
+    let (_, r) = finish(h, 5);
+    // tests/cancel.rs holds every backend to 100 ms, alone in its binary; here
+    // other tests share the cores, so only a gross delay fails.
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(r.status, RunStatus::Cancelled);
+    for pid in pids {
+        assert!(!common::process_exists(pid), "child {pid} left behind");
+    }
+}
+
+#[test]
+fn bad_bus_settings_are_refused_naming_the_field() {
+    for (args, field) in [
+        (&["--bind", "tcp://localhost:*"][..], "bus.bind"),
+        (&["--bind", "udp://127.0.0.1:9"][..], "bus.bind"),
+        (&["--remote", "3"][..], "bus.remote_workers"),
+        (&["--token", "has space"][..], "bus.token"),
+        (&["--heartbeat-ms", "1"][..], "bus.heartbeat_ms"),
+    ] {
+        let o = Command::new(EXE)
+            .args(["run", "--backend", "bus", "--workers", "2"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,175 @@
+//! Across hosts: a worker in its own network namespace, joined to the master
+//! over a veth pair, runs the tasks of a master bound to the veth address.
+//! Needs root and iproute2 (`ip netns`): without them this test fails loudly.
+//!
+//! Traffic stays between the two ends of the test's own veth pair, on
+//! addresses of a private range chosen here and used nowhere else.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{options, spec};
+use scalelab::engine::event::{BusEvent, Event};
+use scalelab::engine::spec::{BackendKind, BusParams, RunSpec};
+use scalelab::engine::start;
+use scalelab::report::RunStatus;
+use scalelab::workload::cpu::task_sum;
+
+const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
+
+/// Runs `ip ARGS`, panicking with its output when it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("network namespaces are unavailable: cannot run `ip` ({e}); install iproute2 and run as root"));
+    assert!(
+        out.status.success(),
+        "network namespaces are unavailable: `ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// A namespace with one end of a veth pair in it; both removed on drop, even
+/// when the test fails halfway.
+struct TwoHosts {
+    ns: String,
+    outer: String,
+    master_ip: String,
+    worker_ip: String,
+}
+
+impl TwoHosts {
+    fn new() -> TwoHosts {
+        // Unique per test run: names and addresses derive from this process's id.
+        let id = std::process::id();
+        let hosts = TwoHosts {
+            ns: format!("slbus{id}"),
+            outer: format!("slb{id}o"),
+            master_ip: format!("10.231.{}.1", id % 250),
+            worker_ip: format!("10.231.{}.2", id % 250),
+        };
+        let inner = format!("slb{id}i");
+        ip(&["netns", "add", &hosts.ns]);
+        // From here on, drop cleans up whatever was made.
+        ip(&[
+            "link",
+            "add",
+            &hosts.outer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &hosts.ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", hosts.master_ip),
+            "dev",
+            &hosts.outer,
+        ]);
+        ip(&["link", "set", &hosts.outer, "up"]);
+        let in_ns = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &hosts.ns, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        in_ns(&[
+            "addr",
+            "add",
+            &format!("{}/24", hosts.worker_ip),
+            "dev",
+            &inner,
+        ]);
+        in_ns(&["link", "set", &inner, "up"]);
+        in_ns(&["link", "set", "lo", "up"]);
+        hosts
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        // Deleting one end of a veth pair deletes both; the namespace goes last.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn a_worker_in_another_network_namespace_runs_the_tasks() {
+    let hosts = TwoHosts::new();
+    let (tasks, numbers, seed) = (6, 20_000_000, 9);
+    let run = RunSpec {
+        bus: BusParams {
+            bind: format!("tcp://{}:*", hosts.master_ip),
+            remote_workers: 1,
+            ..BusParams::default()
+        },
+        ..spec(BackendKind::Bus, 1, tasks, numbers, seed)
+    };
+    let h = start(run, options()).unwrap();
+    let (endpoint, token) = loop {
+        match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
+            Event::Bus(BusEvent::Listening { endpoint, token }) => break (endpoint, token),
+            e => assert!(!e.is_terminal(), "{e:?}"),
+        }
+    };
+    assert!(
+        endpoint.starts_with(&format!("tcp://{}:", hosts.master_ip)),
+        "{endpoint}"
+    );
+    let mut worker = Command::new("ip")
+        .args(["netns", "exec", &hosts.ns, EXE, "worker"])
+        .args(["--connect", &endpoint, "--token", &token])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut joined = None;
+    let report = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match h.events.recv_timeout(left) {
+            Ok(Event::Bus(BusEvent::WorkerJoined { worker, local, .. })) => {
+                assert!(!local);
+                joined = Some(worker);
+            }
+            Ok(Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r)) => break r,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = worker.kill();
+                let _ = worker.wait();
+                panic!("the run across namespaces did not finish in time");
+            }
+        }
+    };
+    h.join();
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.reason);
+    let expected: Vec<_> = (0..tasks)
+        .map(|t| Some(task_sum(seed, t as u64, numbers)))
+        .collect();
+    assert_eq!(report.sums, expected);
+    let w = joined.expect("the namespaced worker joined");
+    assert!(report.task_timeline.iter().all(|t| t.worker == w));
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = worker.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            let _ = worker.kill();
+            let _ = worker.wait();
+            panic!("the namespaced worker did not leave after the run");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(hosts);
+}
