@@ -5,13 +5,20 @@ import sys
 
 v = json.load(sys.stdin)
 if sys.argv[1] == "soak":
-    a, b = v["after_first_run"], v["after_soak"]
     print("| | threads | fds | children | RSS (KiB) |")
     print("|---|---|---|---|---|")
-    for name, r in (("after the first run", a), (f"after {v['runs']} runs", b)):
+    for name, r in (
+        ("after the first run", v["after_first_run"]),
+        ("after the first round (every backend x workload once)", v["after_first_round"]),
+        (f"after {v['runs']} runs", v["after_soak"]),
+    ):
         print(f"| {name} | {r['threads']} | {r['fds']} | {r['children']} | {r['rss_kib']} |")
     print()
-    print(f"Failures: {len(v['failures'])}; resident memory grew {v['rss_growth_percent']:.1f} %.")
+    print(
+        f"Failures: {len(v['failures'])}; resident memory grew {v['rss_growth_percent']:.1f} % "
+        f"since the first round ({v['rss_growth_since_first_run_percent']:.1f} % since the very first run, "
+        "which comes before libzmq and tokio first initialise themselves)."
+    )
 else:
     print(
         f"{v['cases']} cases: {v['ok']} ok with the right sums, {v['cancelled']} cancelled, "

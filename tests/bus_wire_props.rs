@@ -21,7 +21,12 @@ fn any_message() -> impl Strategy<Value = Message> {
         }),
         (any::<u32>(), any::<u64>(), any::<u64>())
             .prop_map(|(task, done, cpu_ns)| Message::Progress { task, done, cpu_ns }),
-        (any::<u32>(), any::<u64>(), any::<u64>(), proptest::collection::vec(0.0f32..1e6, 0..4))
+        (
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(0.0f32..1e6, 0..4)
+        )
             .prop_map(|(task, sum, cpu_ns, latency_ms)| Message::Done {
                 task,
                 sum,

@@ -1,8 +1,8 @@
 //! The backends: each turns a `RunSpec` into events, through the `RunContext`.
 
+pub mod bus;
 pub mod eventloop;
 pub mod gil;
-pub mod bus;
 pub mod process_worker;
 pub mod processes;
 pub mod task_exec;

@@ -13,15 +13,22 @@ use crate::workload::expected_sum;
 pub struct SoakReport {
     pub runs: usize,
     pub failures: Vec<String>,
+    /// After the very first run.
     pub after_first_run: Resources,
+    /// After the first round: one run of every backend and workload, so that
+    /// libraries that initialise themselves once (libzmq, tokio) have done so.
+    pub after_first_round: Resources,
     pub after_soak: Resources,
+    /// Resident memory growth from the first round to the end.
     pub rss_growth_percent: f64,
+    /// Resident memory growth from the very first run to the end.
+    pub rss_growth_since_first_run_percent: f64,
 }
 
 impl SoakReport {
     /// True when nothing failed, nothing leaked and memory grew less than 10 %.
     pub fn clean(&self) -> bool {
-        let (a, b) = (&self.after_first_run, &self.after_soak);
+        let (a, b) = (&self.after_first_round, &self.after_soak);
         self.failures.is_empty()
             && b.threads <= a.threads
             && b.fds <= a.fds
@@ -54,6 +61,7 @@ pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
 pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) -> SoakReport {
     let mut failures = Vec::new();
     let mut first = None;
+    let mut first_round = None;
     for i in 0..runs.max(1) {
         let s = soak_spec(i, backends);
         let out = std::process::Command::new(exe)
@@ -97,19 +105,39 @@ pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) ->
         if i == 0 {
             first = Some(snapshot());
         }
+        if i + 1 == round(backends) {
+            first_round = Some(snapshot());
+        }
     }
-    finish(runs, failures, first)
+    finish(runs, failures, first, first_round)
 }
 
-fn finish(runs: usize, failures: Vec<String>, first: Option<Resources>) -> SoakReport {
+/// Runs in one round: every backend with every workload once.
+fn round(backends: &[BackendKind]) -> usize {
+    backends.len() * WorkloadKind::ALL.len()
+}
+
+fn growth(from: &Resources, to: &Resources) -> f64 {
+    100.0 * (to.rss_kib as f64 - from.rss_kib as f64) / from.rss_kib.max(1) as f64
+}
+
+fn finish(
+    runs: usize,
+    failures: Vec<String>,
+    first: Option<Resources>,
+    first_round: Option<Resources>,
+) -> SoakReport {
     let after_first_run = first.expect("at least one run");
     let after_soak = snapshot();
+    // A soak shorter than a round compares with its first run.
+    let after_first_round = first_round.unwrap_or(after_first_run);
     SoakReport {
         runs: runs.max(1),
         failures,
-        rss_growth_percent: 100.0 * (after_soak.rss_kib as f64 - after_first_run.rss_kib as f64)
-            / after_first_run.rss_kib.max(1) as f64,
+        rss_growth_percent: growth(&after_first_round, &after_soak),
+        rss_growth_since_first_run_percent: growth(&after_first_run, &after_soak),
         after_first_run,
+        after_first_round,
         after_soak,
     }
 }
@@ -119,6 +147,7 @@ fn finish(runs: usize, failures: Vec<String>, first: Option<Resources>) -> SoakR
 pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> SoakReport {
     let mut failures = Vec::new();
     let mut first = None;
+    let mut first_round = None;
     for i in 0..runs.max(1) {
         let spec = soak_spec(i, backends);
         let what = format!(
@@ -140,6 +169,9 @@ pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> S
         if i == 0 {
             first = Some(snapshot());
         }
+        if i + 1 == round(backends) {
+            first_round = Some(snapshot());
+        }
     }
-    finish(runs, failures, first)
+    finish(runs, failures, first, first_round)
 }

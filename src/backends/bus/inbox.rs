@@ -163,7 +163,10 @@ impl Master<'_> {
                 }
                 // The task itself failed, not the worker: re-running it elsewhere would fail too.
                 let p = &self.peers[i];
-                Err(format!("worker {} ({} pid {}): {reason}", p.worker, p.host, p.pid))
+                Err(format!(
+                    "worker {} ({} pid {}): {reason}",
+                    p.worker, p.host, p.pid
+                ))
             }
             (Some(_), msg) => {
                 self.count_unwanted(at, &msg);
