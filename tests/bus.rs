@@ -586,3 +586,50 @@ fn bad_bus_settings_are_refused_naming_the_field() {
         assert!(err.contains(field), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dropped() {
+    let (tasks, numbers, seed) = (60, 20_000_000, 8);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 50)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let slow = Peer::new(&z, &endpoint);
+    join(&slow, &token, BUS_PROTOCOL);
+    let Message::Welcome { worker, .. } = slow.recv_real() else {
+        panic!("not welcomed")
+    };
+    let Message::Task { task, .. } = slow.recv_real() else {
+        panic!("no task")
+    };
+    // It says nothing more: after 5 heartbeats (250 ms) its task goes to the local worker.
+    wait_for(&h, 10, |e| match e {
+        Event::WorkerLost {
+            worker: w,
+            requeued,
+            ..
+        } if *w == worker => {
+            assert_eq!(*requeued, Some(task));
+            Some(())
+        }
+        _ => None,
+    });
+    wait_for(&h, 10, |e| match e {
+        Event::TaskFinished(r) if r.task == task => {
+            assert_ne!(r.worker, worker);
+            Some(())
+        }
+        _ => None,
+    });
+    // Its result, late and wrong, is dropped; it is told it no longer belongs.
+    slow.send(&Message::Done {
+        task,
+        sum: 1,
+        cpu_ns: 0,
+    });
+    assert!(matches!(slow.recv_real(), Message::Refused { .. }));
+    let (events, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    assert_eq!(r.workers_lost, 1);
+    let t = tally(&events);
+    assert_eq!((t.duplicates, t.unexpected), (1, 0), "{t:?}");
+}
