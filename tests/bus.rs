@@ -217,7 +217,7 @@ fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
 #[test]
 fn when_the_only_worker_is_killed_a_worker_joining_later_finishes_the_run() {
     let (tasks, numbers, seed) = (4, 300_000_000, 4);
-    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 50)), options()).unwrap();
+    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let mut first = join_worker(&endpoint, &token);
     let pid = first.id();
@@ -301,7 +301,7 @@ fn join(p: &Peer, token: &str, protocol: u32) {
 #[test]
 fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
     let (tasks, numbers, seed) = (20, 5_000_000, 5);
-    let h = start(bus_spec(1, tasks, numbers, seed, params(0, 50)), options()).unwrap();
+    let h = start(bus_spec(1, tasks, numbers, seed, params(0, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
 
@@ -589,8 +589,8 @@ fn bad_bus_settings_are_refused_naming_the_field() {
 
 #[test]
 fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dropped() {
-    let (tasks, numbers, seed) = (60, 20_000_000, 8);
-    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 50)), options()).unwrap();
+    let (tasks, numbers, seed) = (100, 20_000_000, 8);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
     let slow = Peer::new(&z, &endpoint);
@@ -601,7 +601,7 @@ fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dro
     let Message::Task { task, .. } = slow.recv_real() else {
         panic!("no task")
     };
-    // It says nothing more: after 5 heartbeats (250 ms) its task goes to the local worker.
+    // It says nothing more: after 5 heartbeats (500 ms) its task goes to the local worker.
     wait_for(&h, 10, |e| match e {
         Event::WorkerLost {
             worker: w,
