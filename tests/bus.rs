@@ -621,11 +621,9 @@ fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dro
         _ => None,
     });
     // Its result, late and wrong, is dropped; it is told it no longer belongs.
-    slow.send(&Message::Done {
-        task,
-        sum: 1,
-        cpu_ns: 0,
-    });
+    // (Written as the JSON a worker sends, as the protocol page gives it.)
+    let late = format!(r#"{{"type":"done","task":{task},"sum":1,"cpu_ns":0}}"#);
+    slow.raw(&[late.as_bytes()]);
     assert!(matches!(slow.recv_real(), Message::Refused { .. }));
     let (events, r) = finish(h, 60);
     assert_complete_and_right(&r, seed, numbers);
