@@ -275,7 +275,8 @@ fn run(args: &RunArgs) -> ExitCode {
                 let again = requeued.map_or(String::new(), |t| format!("; task {t} re-queued"));
                 eprintln!("scalelab: {reason}{again}");
             }
-            Event::Bus(e) if args.format == Format::Text => print_bus_event(&e),
+            // On stderr in either format: JSON output still needs to say how to join.
+            Event::Bus(e) => print_bus_event(&e),
             Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => report = Some(*r),
             _ => {}
         }

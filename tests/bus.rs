@@ -217,7 +217,7 @@ fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
 #[test]
 fn when_the_only_worker_is_killed_a_worker_joining_later_finishes_the_run() {
     let (tasks, numbers, seed) = (4, 300_000_000, 4);
-    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 50)), options()).unwrap();
+    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let mut first = join_worker(&endpoint, &token);
     let pid = first.id();
@@ -301,7 +301,7 @@ fn join(p: &Peer, token: &str, protocol: u32) {
 #[test]
 fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
     let (tasks, numbers, seed) = (20, 5_000_000, 5);
-    let h = start(bus_spec(1, tasks, numbers, seed, params(0, 50)), options()).unwrap();
+    let h = start(bus_spec(1, tasks, numbers, seed, params(0, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
 
@@ -589,4 +589,49 @@ fn bad_bus_settings_are_refused_naming_the_field() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(field), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dropped() {
+    let (tasks, numbers, seed) = (100, 20_000_000, 8);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 100)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let slow = Peer::new(&z, &endpoint);
+    join(&slow, &token, BUS_PROTOCOL);
+    let Message::Welcome { worker, .. } = slow.recv_real() else {
+        panic!("not welcomed")
+    };
+    let Message::Task { task, .. } = slow.recv_real() else {
+        panic!("no task")
+    };
+    // It says nothing more: after 5 heartbeats (500 ms) its task goes to the local worker.
+    wait_for(&h, 10, |e| match e {
+        Event::WorkerLost {
+            worker: w,
+            requeued,
+            ..
+        } if *w == worker => {
+            assert_eq!(*requeued, Some(task));
+            Some(())
+        }
+        _ => None,
+    });
+    wait_for(&h, 10, |e| match e {
+        Event::TaskFinished(r) if r.task == task => {
+            assert_ne!(r.worker, worker);
+            Some(())
+        }
+        _ => None,
+    });
+    // Its result, late and wrong, is dropped; it is told it no longer belongs.
+    // (Written as the JSON a worker sends, as the protocol page gives it.)
+    let late = format!(r#"{{"type":"done","task":{task},"sum":1,"cpu_ns":0}}"#);
+    slow.raw(&[late.as_bytes()]);
+    assert!(matches!(slow.recv_real(), Message::Refused { .. }));
+    let (events, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    assert_eq!(r.workers_lost, 1);
+    let t = tally(&events);
+    assert_eq!((t.duplicates, t.unexpected), (1, 0), "{t:?}");
 }

@@ -332,7 +332,9 @@ impl<'a> Master<'a> {
     /// Tells every worker the run is over and ends the local ones: gently when
     /// `graceful`, else at once. Collects everyone's CPU time.
     fn shut_down(&mut self, graceful: bool) {
-        for p in &self.peers {
+        // Local workers are killed on a cancel: a `stop` would only sit in the
+        // socket while it lingers.
+        for p in self.peers.iter().filter(|p| graceful || p.child.is_none()) {
             let _ = self.send(&p.id, &Message::Stop {});
         }
         if !graceful {
