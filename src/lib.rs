@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod bench;
 pub mod engine;
+pub mod gui;
 pub mod metrics;
 pub mod report;
 pub mod wire;
