@@ -497,6 +497,8 @@ impl ScalelabApp {
         match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
             Ok(handle) => {
                 self.run = Some(handle);
+                // The form shows what runs (the scripted mode's runs included).
+                self.state.form = SpecForm::from_spec(&spec);
                 self.live = Some(LiveRun::new(spec.clone(), self.cores));
                 self.info(format!(
                     "Running {} × {} workers…",
@@ -592,7 +594,12 @@ impl ScalelabApp {
 }
 
 impl eframe::App for ScalelabApp {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        if self.is_running()
+            && let Some(s) = frame.info().cpu_usage
+        {
+            self.frames.record_frame_cpu(s);
+        }
         self.ui_body(ui);
     }
 

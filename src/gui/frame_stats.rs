@@ -19,6 +19,8 @@ pub struct FrameStats {
     recent_interval_ms: History<f32>,
     build_ms: Vec<f32>,
     interval_ms: Vec<f32>,
+    /// eframe's whole-frame time (build, tessellation, painting), when it reports one.
+    frame_cpu_ms: Vec<f32>,
 }
 
 /// What `--frame-stats` writes.
@@ -32,6 +34,11 @@ pub struct FrameSummary {
     /// Time spent in the app's own `ui` code per frame (not tessellation or painting).
     pub build_ms_p50: f64,
     pub build_ms_p99: f64,
+    /// eframe's own measure of a whole frame (our build, tessellation, GL painting, swap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_cpu_ms_p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_cpu_ms_p99: Option<f64>,
 }
 
 impl Default for FrameStats {
@@ -43,6 +50,7 @@ impl Default for FrameStats {
             recent_interval_ms: History::new(0..300, 2.0),
             build_ms: Vec::new(),
             interval_ms: Vec::new(),
+            frame_cpu_ms: Vec::new(),
         }
     }
 }
@@ -69,6 +77,11 @@ impl FrameStats {
         }
     }
 
+    /// Records eframe's measure of the previous whole frame.
+    pub fn record_frame_cpu(&mut self, seconds: f32) {
+        push_capped(&mut self.frame_cpu_ms, seconds * 1000.0);
+    }
+
     /// Percentiles over the whole session.
     pub fn summary(&self) -> FrameSummary {
         FrameSummary {
@@ -77,6 +90,10 @@ impl FrameStats {
             frame_interval_ms_p99: percentile(&self.interval_ms, 99.0),
             build_ms_p50: percentile(&self.build_ms, 50.0),
             build_ms_p99: percentile(&self.build_ms, 99.0),
+            frame_cpu_ms_p50: (!self.frame_cpu_ms.is_empty())
+                .then(|| percentile(&self.frame_cpu_ms, 50.0)),
+            frame_cpu_ms_p99: (!self.frame_cpu_ms.is_empty())
+                .then(|| percentile(&self.frame_cpu_ms, 99.0)),
         }
     }
 

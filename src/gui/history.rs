@@ -327,7 +327,8 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
         .flat_map(|(_, runs)| runs.iter().map(|(x, e)| (*x, e.id)))
         .collect();
     let cores = history.entries.last().map_or(1, |e| e.report.cores);
-    let h = ((height - 10.0) / 2.0).max(60.0);
+    ui.label(RichText::new("Per run, grouped by backend").strong());
+    let h = ((height - 34.0) / 2.0).max(60.0);
     for (title, unit, value) in [
         (
             "wall time",
@@ -337,9 +338,21 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
         ("CPU", "CPU [%]", |r: &RunReport| r.cpu_percent),
     ] {
         let ticks = ticks.clone();
+        // Head room above the tallest bar keeps the legend clear of the bars.
+        let top = history
+            .entries
+            .iter()
+            .map(|e| value(&e.report))
+            .fold(0.0, f64::max)
+            .max(if title == "CPU" {
+                100.0 * cores as f64
+            } else {
+                0.0
+            });
         Plot::new(format!("history_{title}"))
             .height(h)
             .include_y(0.0)
+            .include_y(top * 1.45)
             .include_x(0.0)
             .include_x(x.max(2.0))
             .y_axis_label(unit)
@@ -360,13 +373,16 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
                     let bars = runs
                         .iter()
                         .map(|(x, e)| {
-                            Bar::new(*x, value(&e.report)).width(0.7).name(format!(
-                                "#{} {} × {}: {:.2} {unit}",
-                                e.id,
-                                b,
-                                e.report.spec.workers,
-                                value(&e.report)
-                            ))
+                            Bar::new(*x, value(&e.report))
+                                .width(0.7)
+                                .fill(backend_color(*b).gamma_multiply(0.8))
+                                .name(format!(
+                                    "#{} {} × {}: {:.2} {unit}",
+                                    e.id,
+                                    b,
+                                    e.report.spec.workers,
+                                    value(&e.report)
+                                ))
                         })
                         .collect();
                     p.bar_chart(BarChart::new(b.name(), bars).color(backend_color(*b)));
