@@ -377,6 +377,13 @@ fn core_chart(ui: &mut Ui, live: &mut LiveRun, options: &mut LiveOptions, height
     };
     let plot_h = (height - 30.0).max(60.0);
     if view == CoreView::HeatMap {
+        ui.label(
+            RichText::new(
+                "one row per core, one column per 100 ms: dark = idle, yellow = 100 % busy",
+            )
+            .small()
+            .weak(),
+        );
         let strip_h = (plot_h * 0.55).max(40.0);
         heat_strip(ui, live, strip_h);
         average_plot(ui, live, plot_h - strip_h - 6.0, false);
@@ -393,6 +400,7 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
     };
     Plot::new("per_core_cpu")
         .height(height.max(40.0))
+        .link_axis(egui::Id::unique("live_time"), [true, false])
         .include_y(0.0)
         .include_y(100.0)
         .include_x(0.0)
@@ -437,41 +445,43 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
             None => live.heat = Some(ui.ctx().load_texture("heat", img, TextureOptions::NEAREST)),
         }
     }
-    let (rect, response) = ui.allocate_exact_size(
-        egui::vec2(ui.available_width(), height),
-        egui::Sense::hover(),
-    );
-    let label_w = 48.0;
-    let strip = egui::Rect::from_min_max(rect.min + egui::vec2(label_w, 0.0), rect.max);
-    let painter = ui.painter_at(rect);
-    if let Some(t) = &live.heat {
-        painter.image(
-            t.id(),
-            strip,
-            egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
-            Color32::WHITE,
-        );
-    }
-    let font = egui::FontId::proportional(11.0);
-    let color = ui.visuals().text_color();
-    painter.text(
-        rect.left_top(),
-        egui::Align2::LEFT_TOP,
-        "core 0",
-        font.clone(),
-        color,
-    );
-    painter.text(
-        rect.left_bottom(),
-        egui::Align2::LEFT_BOTTOM,
-        format!("core {}", live.per_core.len().saturating_sub(1)),
-        font,
-        color,
-    );
-    response.on_hover_text(format!(
-        "Each row is a core, each column a 100 ms sample, over {}: dark = idle, yellow = 100 % busy.",
-        fmt_secs(live.elapsed_s())
-    ));
+    let Some(texture) = live.heat.as_ref().map(TextureHandle::id) else {
+        return;
+    };
+    let cores = live.per_core.len().max(1);
+    let t_end = live.average.last().map_or(0.1, |p| p.x).max(0.1);
+    Plot::new("per_core_heat")
+        .height(height.max(40.0))
+        .include_x(0.0)
+        .include_x(t_end)
+        .include_y(-0.5)
+        .include_y(cores as f64 - 0.5)
+        .invert_y(true)
+        .y_axis_label("core")
+        .y_axis_formatter(|m, _| {
+            if m.value.fract() == 0.0 && m.value >= 0.0 {
+                format!("{}", m.value as i64)
+            } else {
+                String::new()
+            }
+        })
+        .y_grid_spacer(egui_plot::uniform_grid_spacer(move |_| {
+            let step = lane_step(cores);
+            [step, step * 5.0, step * 10.0]
+        }))
+        .show_grid(false)
+        .link_axis(egui::Id::unique("live_time"), [true, false])
+        .show(ui, |p| {
+            p.image(
+                egui_plot::PlotImage::new(
+                    "utilisation (dark = idle, yellow = 100 %)",
+                    texture,
+                    PlotPoint::new(t_end / 2.0, (cores as f64 - 1.0) / 2.0),
+                    egui::vec2(t_end as f32, cores as f32),
+                )
+                .allow_hover(false),
+            );
+        });
 }
 
 fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
