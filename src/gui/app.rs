@@ -2,6 +2,7 @@
 //! executed at the end of the frame so drawing never changes the world halfway.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -190,6 +191,8 @@ pub struct ScalelabApp {
     pub state: AppState,
     options: EngineOptions,
     run: Option<RunHandle>,
+    /// Set by the engine's waker once per frame at most; cleared when events are drained.
+    wake_pending: Arc<AtomicBool>,
     live: Option<LiveRun>,
     frames: FrameStats,
     shots: Screenshotter,
@@ -208,6 +211,7 @@ impl ScalelabApp {
             state,
             options,
             run: None,
+            wake_pending: Arc::new(AtomicBool::new(false)),
             live: None,
             frames: FrameStats::default(),
             shots: Screenshotter::default(),
@@ -300,6 +304,7 @@ impl ScalelabApp {
         let Some(handle) = &self.run else {
             return Vec::new();
         };
+        self.wake_pending.store(false, Ordering::Release);
         let mut ended: Option<RunReport> = None;
         for e in handle.events.try_iter().take(MAX_EVENTS_PER_FRAME) {
             if let Some(live) = &mut self.live {
@@ -490,10 +495,14 @@ impl ScalelabApp {
         if self.is_running() {
             return Vec::new();
         }
-        let repaint = ctx.clone();
-        // Coalesce event storms (1024 workers reporting progress) to display rate.
-        let wake: Arc<dyn Fn() + Send + Sync> =
-            Arc::new(move || repaint.request_repaint_after(LIVE_REPAINT));
+        let (repaint, pending) = (ctx.clone(), self.wake_pending.clone());
+        // Every worker calls this after each event. Only the first call per frame touches
+        // egui's context: 1024 niced workers taking its lock would starve the UI thread.
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if !pending.swap(true, Ordering::AcqRel) {
+                repaint.request_repaint_after(LIVE_REPAINT);
+            }
+        });
         match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
             Ok(handle) => {
                 self.run = Some(handle);

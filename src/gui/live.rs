@@ -575,13 +575,17 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
     let px = (now / ui.available_width().max(100.0) as f64).max(1e-6);
     let lanes = live.lanes.len();
     let bar_w = if lanes > 64 { 1.0 } else { 0.7 };
+    // Thin lanes or thousands of tasks: tasks cannot be told apart, so draw each
+    // lane's busy stretches (a few hundred shapes instead of tens of thousands).
+    let finished: usize = live.lanes.iter().map(|l| l.finished.len()).sum();
+    let dense = lanes > 64 || finished > 4000;
     let mut bars = Vec::new();
     for (w, lane) in live.lanes.iter().enumerate() {
         let y = w as f64;
         let mut pending: Option<(f64, f64, u32, u32)> = None; // start, end, first task, count
         for &(s, e, task) in &lane.finished {
             match &mut pending {
-                Some(p) if s - p.1 < px && (e - p.0) < 3.0 * px => {
+                Some(p) if s - p.1 < px && (dense || (e - p.0) < 3.0 * px) => {
                     p.1 = e;
                     p.3 += 1;
                 }
