@@ -178,7 +178,7 @@ pub fn show(
         });
     });
     let full = ui.available_size();
-    let table_w = (full.x * 0.68).max(420.0).min(full.x);
+    let table_w = (full.x * 0.71).max(420.0).min(full.x);
     ui.horizontal_top(|ui| {
         ui.allocate_ui(egui::vec2(table_w, full.y), |ui| {
             if let Some(c) = table(ui, history, shown) {
@@ -349,51 +349,61 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
             } else {
                 0.0
             });
-        Plot::new(format!("history_{title}"))
+        let plot = Plot::new(format!("history_{title}"))
             .height(h)
             .include_y(0.0)
-            .include_y(top * 1.45)
+            .include_y(top * if title == "CPU" { 1.45 } else { 1.1 })
             .include_x(0.0)
             .include_x(x.max(2.0))
             .y_axis_label(unit)
-            .x_axis_formatter(move |m, _| {
-                ticks
-                    .iter()
-                    .find(|(x, _)| (x - m.value).abs() < 1e-6)
-                    .map_or(String::new(), |(_, id)| format!("#{id}"))
-            })
+            .custom_x_axes(vec![
+                egui_plot::AxisHints::new_x()
+                    .formatter(move |m, _| {
+                        ticks
+                            .iter()
+                            .find(|(x, _)| (x - m.value).abs() < 1e-6)
+                            .map_or(String::new(), |(_, id)| format!("#{id}"))
+                    })
+                    // Run numbers are short: label bars as close as 18 points apart.
+                    .label_spacing(18.0..=24.0),
+            ])
             .x_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
             .show_grid([false, true])
-            .legend(Legend::default().position(egui_plot::Corner::LeftTop))
             .allow_zoom(false)
             .allow_drag(false)
-            .allow_scroll(false)
-            .show(ui, |p| {
-                for (b, runs) in &groups {
-                    let bars = runs
-                        .iter()
-                        .map(|(x, e)| {
-                            Bar::new(*x, value(&e.report))
-                                .width(0.7)
-                                .fill(backend_color(*b).gamma_multiply(0.8))
-                                .name(format!(
-                                    "#{} {} × {}: {:.2} {unit}",
-                                    e.id,
-                                    b,
-                                    e.report.spec.workers,
-                                    value(&e.report)
-                                ))
-                        })
-                        .collect();
-                    p.bar_chart(BarChart::new(b.name(), bars).color(backend_color(*b)));
-                }
-                if title == "CPU" && !groups.is_empty() {
-                    p.hline(
-                        egui_plot::HLine::new(format!("all {cores} cores"), 100.0 * cores as f64)
-                            .style(egui_plot::LineStyle::dashed_loose()),
-                    );
-                }
-            });
+            .allow_scroll(false);
+        // One legend (on the CPU chart, which also explains its dashed line) serves both.
+        let plot = if title == "CPU" {
+            plot.legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        } else {
+            plot
+        };
+        plot.show(ui, |p| {
+            for (b, runs) in &groups {
+                let bars = runs
+                    .iter()
+                    .map(|(x, e)| {
+                        Bar::new(*x, value(&e.report))
+                            .width(0.7)
+                            .fill(backend_color(*b).gamma_multiply(0.8))
+                            .name(format!(
+                                "#{} {} × {}: {:.2} {unit}",
+                                e.id,
+                                b,
+                                e.report.spec.workers,
+                                value(&e.report)
+                            ))
+                    })
+                    .collect();
+                p.bar_chart(BarChart::new(b.name(), bars).color(backend_color(*b)));
+            }
+            if title == "CPU" && !groups.is_empty() {
+                p.hline(
+                    egui_plot::HLine::new(format!("all {cores} cores"), 100.0 * cores as f64)
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
+            }
+        });
     }
 }
 

@@ -399,6 +399,7 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
         Color32::BLACK
     };
     Plot::new("per_core_cpu")
+        .x_grid_spacer(time_grid)
         .height(height.max(40.0))
         .link_axis(egui::Id::unique("live_time"), [true, false])
         .include_y(0.0)
@@ -451,6 +452,7 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
     let cores = live.per_core.len().max(1);
     let t_end = live.average.last().map_or(0.1, |p| p.x).max(0.1);
     Plot::new("per_core_heat")
+        .x_grid_spacer(time_grid)
         .height(height.max(40.0))
         .include_x(0.0)
         .include_x(t_end)
@@ -492,6 +494,7 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
             "%CPU as `time` computes it: the workers' CPU time over wall time, per 100 ms.",
         );
     Plot::new("run_cpu")
+        .x_grid_spacer(time_grid)
         .height(h.max(40.0))
         .include_y(0.0)
         .include_y(machine)
@@ -511,6 +514,7 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
             );
         });
     Plot::new("throughput")
+        .x_grid_spacer(time_grid)
         .height(h.max(40.0))
         .include_y(0.0)
         .include_x(0.0)
@@ -611,6 +615,7 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
         }
     }
     Plot::new("timeline")
+        .x_grid_spacer(time_grid)
         .height((height - 24.0).max(40.0))
         .include_x(0.0)
         .include_x(now.max(1e-3))
@@ -634,6 +639,32 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
         .show(ui, |p| {
             p.bar_chart(BarChart::new("tasks", bars).horizontal());
         });
+}
+
+/// Time axis marks in 1-2-5 steps, about five labelled ones across the plot
+/// (egui_plot's default base-10 steps leave a 0..9 s axis with the 0 label only).
+fn time_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (lo, hi) = input.bounds;
+    let range = hi - lo;
+    if !(range.is_finite() && range > 0.0) {
+        return Vec::new();
+    }
+    let raw = range / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let major = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let minor = major / 5.0;
+    let first = (lo / minor).ceil() as i64;
+    let last = (hi / minor).floor() as i64;
+    (first..=last.min(first + 1000))
+        .map(|k| egui_plot::GridMark {
+            value: k as f64 * minor,
+            step_size: if k % 5 == 0 { major } else { minor },
+        })
+        .collect()
 }
 
 /// Spacing of worker ticks: 1 up to 12 lanes, then 1-2-5 steps keeping about 8 ticks.
@@ -717,6 +748,21 @@ mod tests {
         assert_eq!(heat_color(0.0), Color32::from_rgb(20, 28, 60));
         assert_eq!(heat_color(100.0), Color32::from_rgb(255, 215, 60));
         assert_eq!(heat_color(250.0), heat_color(100.0));
+    }
+
+    #[test]
+    fn time_marks_step_by_one_two_five() {
+        let marks = time_grid(egui_plot::GridInput {
+            bounds: (0.0, 8.3),
+            base_step_size: 0.01,
+        });
+        let major: Vec<f64> = marks
+            .iter()
+            .filter(|m| m.step_size == 2.0)
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(major, [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(marks.len(), 21);
     }
 
     #[test]
