@@ -100,6 +100,40 @@ fn a_run_started_by_clicking_lands_in_the_history() {
     assert_eq!(h.state().state.history.entries.len(), 2);
     h.get_by_label("#2");
     h.get_by_label("1.00×");
+
+    // Run #2 becomes the baseline: its own speed-up is 1.00× and #1's is measured against it.
+    h.get_by_label("#2").click();
+    h.run_steps(2);
+    let history = &h.state().state.history;
+    assert_eq!(history.baseline_id(), Some(2));
+    let rows = history.rows();
+    assert_eq!(rows[1].speedup, Some(1.0));
+    let expected = rows[0].report.throughput() / rows[1].report.throughput();
+    assert!((rows[0].speedup.unwrap() - expected).abs() < 1e-9);
+
+    // "show" on run #1 brings its charts back.
+    h.get_all_by_label("show").next().unwrap().click();
+    h.run_steps(2);
+    let live = h.state().live().unwrap();
+    assert_eq!(live.history_id, Some(1));
+    assert_eq!(live.spec.backend, BackendKind::Processes);
+}
+
+#[test]
+fn the_theme_toggle_overrides_the_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("Light").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.theme, ThemeChoice::Light);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+    h.get_by_label("Dark").click();
+    h.run_steps(2);
+    assert_eq!(h.ctx.theme(), egui::Theme::Dark);
+    h.get_by_label("System").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.theme, ThemeChoice::System);
 }
 
 #[test]

@@ -78,6 +78,8 @@ pub struct LiveRun {
     pub ended: Option<(RunStatus, f64)>,
     /// History id of the run once it is in the history.
     pub history_id: Option<u64>,
+    /// Shown from a report whose timelines were not kept (a run from an earlier session).
+    timelines_missing: bool,
     per_core: Vec<Vec<PlotPoint>>,
     average: Vec<PlotPoint>,
     run_cpu: Vec<PlotPoint>,
@@ -100,6 +102,7 @@ impl LiveRun {
             started: Instant::now(),
             ended: None,
             history_id: None,
+            timelines_missing: false,
             per_core: vec![Vec::new(); cores],
             average: Vec::new(),
             run_cpu: Vec::new(),
@@ -125,6 +128,7 @@ impl LiveRun {
         live.workers_lost = report.workers_lost;
         live.ended = Some((report.status, report.wall_s));
         live.history_id = Some(history_id);
+        live.timelines_missing = report.cpu_timeline.is_empty() && report.task_timeline.is_empty();
         live
     }
 
@@ -331,6 +335,9 @@ fn header(ui: &mut Ui, live: &LiveRun) {
             .strong(),
         );
         ui.label(state);
+        if live.timelines_missing {
+            ui.label(RichText::new("(charts are kept for the session the run was made in)").weak());
+        }
         if live.workers_lost > 0 {
             ui.label(
                 RichText::new(format!("{} worker(s) lost", live.workers_lost))
