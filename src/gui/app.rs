@@ -267,9 +267,10 @@ impl ScalelabApp {
     pub fn ui_body(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
         let now_s = ctx.input(|i| i.time);
-        let live = self.run.is_some() || self.script.as_ref().is_some_and(Script::active);
-        self.frames.begin(Instant::now(), now_s, live);
-        if live {
+        // Frame intervals count while a run is live; the scripted mode also repaints
+        // continuously (warm-up, settling) but those frames are not under load.
+        self.frames.begin(Instant::now(), now_s, self.run.is_some());
+        if self.run.is_some() || self.script.as_ref().is_some_and(Script::active) {
             // Display rate while something moves; idle, only input wakes the app.
             ctx.request_repaint_after(LIVE_REPAINT);
         }

@@ -11,6 +11,9 @@ use super::app::Command;
 
 /// Frames to let the window settle (plots fit their bounds) before the screenshot.
 const SETTLE_FRAMES: u32 = 12;
+/// Frames drawn before the first run, as a user's window is open before they click Run:
+/// the renderer's one-time start-up work (shader compilation, glyph atlas) happens here.
+const WARM_UP_FRAMES: u32 = 30;
 
 /// Parses `threads:8,processes:8` into specs that share `base`'s other fields.
 /// Every spec is validated, so `threads:0` is refused here, before a window opens.
@@ -100,6 +103,7 @@ pub struct ScriptConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
+    WarmUp(u32),
     Runs,
     Settle(u32),
     AwaitScreenshot,
@@ -121,7 +125,7 @@ impl Script {
         Self {
             config,
             started: 0,
-            phase: Phase::Runs,
+            phase: Phase::WarmUp(WARM_UP_FRAMES),
             outcome: None,
         }
     }
@@ -134,6 +138,14 @@ impl Script {
     /// Called once a frame: the next thing to do, if any.
     pub fn step(&mut self, run_in_progress: bool) -> Option<Command> {
         match self.phase {
+            Phase::WarmUp(0) => {
+                self.phase = Phase::Runs;
+                self.step(run_in_progress)
+            }
+            Phase::WarmUp(n) => {
+                self.phase = Phase::WarmUp(n - 1);
+                None
+            }
             Phase::Runs if run_in_progress => None,
             Phase::Runs => match self.config.runs.get(self.started) {
                 Some(spec) => {
@@ -252,6 +264,9 @@ mod tests {
             frame_stats: None,
             exit: true,
         });
+        for _ in 0..WARM_UP_FRAMES {
+            assert!(s.step(false).is_none());
+        }
         assert!(
             matches!(s.step(false), Some(Command::Run(r)) if r.backend == BackendKind::Threads)
         );
