@@ -2,12 +2,14 @@
 //! engine for runs; it computes nothing itself.
 
 pub mod app;
+pub mod charts;
 pub mod controls;
 pub mod frame_stats;
 pub mod history;
 pub mod live;
 pub mod screenshot;
 pub mod scripted;
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
