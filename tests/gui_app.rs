@@ -337,3 +337,20 @@ fn a_corrupt_saved_state_starts_with_defaults_and_says_so() {
     assert_eq!(back.state.form.workers, "5");
     assert!(back.notice().is_none());
 }
+
+#[test]
+fn presets_fill_tasks_and_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("Preset").click();
+    h.run_steps(2);
+    h.get_by_label("Heavy: 32 × 1,000,000,000").click();
+    h.run_steps(2);
+    let form = &h.state().state.form;
+    assert_eq!(
+        (form.tasks.as_str(), form.numbers.as_str()),
+        ("32", "1,000,000,000")
+    );
+    h.get_by_label("32,000,000,000 numbers in all");
+}
