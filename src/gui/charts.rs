@@ -77,6 +77,13 @@ pub fn time_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
         .collect()
 }
 
+/// A time axis label with as many decimals as its step needs (0.5 s steps read
+/// "0.5", not "0" as egui_plot's power-of-ten formatter would print them).
+pub fn time_tick(mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+    let decimals = (-(mark.step_size.log10() + 1e-9).floor()).max(0.0) as usize;
+    format!("{:.*}", decimals, mark.value)
+}
+
 /// Spacing of worker ticks: 1 up to 12 lanes, then 1-2-5 steps keeping about 8 ticks.
 pub fn lane_step(lanes: usize) -> f64 {
     let raw = (lanes as f64 / 8.0).max(1.0);
@@ -113,6 +120,17 @@ mod tests {
             .collect();
         assert_eq!(major, [0.0, 2.0, 4.0, 6.0, 8.0]);
         assert_eq!(marks.len(), 21);
+    }
+
+    #[test]
+    fn time_ticks_show_the_decimals_their_step_needs() {
+        let tick =
+            |value, step_size| time_tick(egui_plot::GridMark { value, step_size }, &(0.0..=1.0));
+        assert_eq!(tick(1.5, 0.5), "1.5");
+        assert_eq!(tick(10.0, 5.0), "10");
+        assert_eq!(tick(0.4, 0.2), "0.4");
+        assert_eq!(tick(0.05, 0.05), "0.05");
+        assert_eq!(tick(20.0, 10.0), "20");
     }
 
     #[test]

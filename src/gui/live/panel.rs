@@ -5,7 +5,9 @@ use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoint, PlotPoints};
 
 use super::{CoreView, LiveOptions, LiveRun};
-use crate::gui::charts::{fmt_rate, fmt_secs, heat_color, lane_step, task_color, time_grid};
+use crate::gui::charts::{
+    fmt_rate, fmt_secs, heat_color, lane_step, task_color, time_grid, time_tick,
+};
 use crate::report::RunStatus;
 use crate::report::export::group_thousands;
 
@@ -13,6 +15,11 @@ use crate::report::export::group_thousands;
 const HEAT_MAX_COLUMNS: usize = 600;
 /// Above this many cores, "auto" draws a heat-map strip instead of one line per core.
 const LINES_MAX_CORES: usize = 16;
+
+/// The x range of every live time chart: the run so far, so the charts line up.
+fn time_span(live: &LiveRun) -> std::ops::RangeInclusive<f64> {
+    0.0..=live.elapsed_s().max(0.1)
+}
 
 /// Draws the whole live section in the space given.
 pub fn show(ui: &mut Ui, live: Option<&mut LiveRun>, options: &mut LiveOptions) {
@@ -135,15 +142,15 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
     };
     Plot::new("per_core_cpu")
         .x_grid_spacer(time_grid)
+        .x_axis_formatter(time_tick)
         .height(height.max(40.0))
-        .link_axis(egui::Id::unique("live_time"), [true, false])
         .include_y(0.0)
         .include_y(100.0)
-        .include_x(0.0)
         .x_axis_label("time [s]")
         .y_axis_label("CPU [%]")
         .legend(Legend::default().position(Corner::LeftBottom))
         .show(ui, |p| {
+            p.set_plot_bounds_x(time_span(live));
             if per_core {
                 for (i, series) in live.per_core.iter().enumerate() {
                     p.line(Line::new(format!("core {i}"), PlotPoints::Borrowed(series)).width(1.0));
@@ -188,9 +195,8 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
     let t_end = live.average.last().map_or(0.1, |p| p.x).max(0.1);
     Plot::new("per_core_heat")
         .x_grid_spacer(time_grid)
+        .x_axis_formatter(time_tick)
         .height(height.max(40.0))
-        .include_x(0.0)
-        .include_x(t_end)
         .include_y(-0.5)
         .include_y(cores as f64 - 0.5)
         .invert_y(true)
@@ -207,8 +213,8 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
             [step, step * 5.0, step * 10.0]
         }))
         .show_grid(false)
-        .link_axis(egui::Id::unique("live_time"), [true, false])
         .show(ui, |p| {
+            p.set_plot_bounds_x(time_span(live));
             p.image(
                 egui_plot::PlotImage::new(
                     "utilisation (dark = idle, yellow = 100 %)",
@@ -230,14 +236,14 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
         );
     Plot::new("run_cpu")
         .x_grid_spacer(time_grid)
+        .x_axis_formatter(time_tick)
         .height(h.max(40.0))
         .include_y(0.0)
         .include_y(machine)
-        .include_x(0.0)
         .y_axis_label("CPU [%]")
         .legend(Legend::default().position(Corner::LeftBottom))
-        .link_axis(egui::Id::unique("live_time"), [true, false])
         .show(ui, |p| {
+            p.set_plot_bounds_x(time_span(live));
             p.line(
                 Line::new("run %CPU", PlotPoints::Borrowed(&live.run_cpu))
                     .color(Color32::from_rgb(230, 120, 40))
@@ -250,15 +256,15 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
         });
     Plot::new("throughput")
         .x_grid_spacer(time_grid)
+        .x_axis_formatter(time_tick)
         .height(h.max(40.0))
         .include_y(0.0)
-        .include_x(0.0)
         .x_axis_label("time [s]")
         .y_axis_label("numbers/s")
         .y_axis_formatter(|m, _| fmt_rate(m.value))
         .legend(Legend::default().position(Corner::LeftBottom))
-        .link_axis(egui::Id::unique("live_time"), [true, false])
         .show(ui, |p| {
+            p.set_plot_bounds_x(time_span(live));
             p.line(
                 Line::new("throughput", PlotPoints::Borrowed(&live.throughput))
                     .color(Color32::from_rgb(70, 140, 230))
@@ -351,9 +357,8 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
     }
     Plot::new("timeline")
         .x_grid_spacer(time_grid)
+        .x_axis_formatter(time_tick)
         .height((height - 24.0).max(40.0))
-        .include_x(0.0)
-        .include_x(now.max(1e-3))
         .include_y(-0.5)
         .include_y(lanes as f64 - 0.5)
         .x_axis_label("time [s]")
@@ -372,6 +377,7 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
         })
         .show_grid([true, false])
         .show(ui, |p| {
+            p.set_plot_bounds_x(time_span(live));
             p.bar_chart(BarChart::new("tasks", bars).horizontal());
         });
 }
