@@ -54,12 +54,47 @@ pub fn fmt_rate(x: f64) -> String {
 /// Time axis marks in 1-2-5 steps, about five labelled ones across the plot
 /// (egui_plot's default base-10 steps leave a 0..9 s axis with the 0 label only).
 pub fn time_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    grid_125(input, 5.0)
+}
+
+/// Value axis marks in 1-2-5 steps, about three labelled ones (short plots).
+pub fn value_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    grid_125(input, 3.0)
+}
+
+/// Value axis marks for very short plots: 0 and one more labelled mark, the
+/// largest 1-2-5 step that fits under two thirds of the range.
+pub fn sparse_value_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
     let (lo, hi) = input.bounds;
     let range = hi - lo;
     if !(range.is_finite() && range > 0.0) {
         return Vec::new();
     }
-    let raw = range / 5.0;
+    let raw = range * 0.66;
+    let mag = 10f64.powf(raw.log10().floor());
+    let major = [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|s| *s <= raw)
+        .unwrap_or(mag);
+    let first = (lo / major).ceil() as i64;
+    let last = (hi / major).floor() as i64;
+    (first..=last.min(first + 100))
+        .map(|k| egui_plot::GridMark {
+            value: k as f64 * major,
+            step_size: major,
+        })
+        .collect()
+}
+
+/// Marks every fifth of a 1-2-5 step chosen so that about `labels` steps span the range.
+fn grid_125(input: egui_plot::GridInput, labels: f64) -> Vec<egui_plot::GridMark> {
+    let (lo, hi) = input.bounds;
+    let range = hi - lo;
+    if !(range.is_finite() && range > 0.0) {
+        return Vec::new();
+    }
+    let raw = range / labels;
     let mag = 10f64.powf(raw.log10().floor());
     let major = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -77,9 +112,9 @@ pub fn time_grid(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
         .collect()
 }
 
-/// A time axis label with as many decimals as its step needs (0.5 s steps read
+/// An axis label with as many decimals as its step needs (0.5 s steps read
 /// "0.5", not "0" as egui_plot's power-of-ten formatter would print them).
-pub fn time_tick(mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
+pub fn step_tick(mark: egui_plot::GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
     let decimals = (-(mark.step_size.log10() + 1e-9).floor()).max(0.0) as usize;
     format!("{:.*}", decimals, mark.value)
 }
@@ -125,12 +160,22 @@ mod tests {
     #[test]
     fn time_ticks_show_the_decimals_their_step_needs() {
         let tick =
-            |value, step_size| time_tick(egui_plot::GridMark { value, step_size }, &(0.0..=1.0));
+            |value, step_size| step_tick(egui_plot::GridMark { value, step_size }, &(0.0..=1.0));
         assert_eq!(tick(1.5, 0.5), "1.5");
         assert_eq!(tick(10.0, 5.0), "10");
         assert_eq!(tick(0.4, 0.2), "0.4");
         assert_eq!(tick(0.05, 0.05), "0.05");
         assert_eq!(tick(20.0, 10.0), "20");
+    }
+
+    #[test]
+    fn sparse_marks_label_zero_and_one_big_step() {
+        let marks = sparse_value_grid(egui_plot::GridInput {
+            bounds: (-0.2e9, 3.3e9),
+            base_step_size: 1e6,
+        });
+        let values: Vec<f64> = marks.iter().map(|m| m.value).collect();
+        assert_eq!(values, [0.0, 2e9]);
     }
 
     #[test]

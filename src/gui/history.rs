@@ -11,6 +11,7 @@ use crate::report::{RunReport, RunStatus};
 
 use super::app::{Command, ExportFormat};
 use super::backend_color;
+use super::charts::{step_tick, value_grid};
 
 /// Most runs kept; the oldest go first.
 pub const MAX_RUNS: usize = 200;
@@ -356,6 +357,8 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
             .include_x(0.0)
             .include_x(x.max(2.0))
             .y_axis_label(unit)
+            .y_grid_spacer(value_grid)
+            .y_axis_formatter(step_tick)
             .custom_x_axes(vec![
                 egui_plot::AxisHints::new_x()
                     .formatter(move |m, _| {

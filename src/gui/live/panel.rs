@@ -6,7 +6,8 @@ use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoint, PlotPoints
 
 use super::{CoreView, LiveOptions, LiveRun};
 use crate::gui::charts::{
-    fmt_rate, fmt_secs, heat_color, lane_step, task_color, time_grid, time_tick,
+    fmt_rate, fmt_secs, heat_color, lane_step, sparse_value_grid, step_tick, task_color, time_grid,
+    value_grid,
 };
 use crate::report::RunStatus;
 use crate::report::export::group_thousands;
@@ -142,12 +143,14 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
     };
     Plot::new("per_core_cpu")
         .x_grid_spacer(time_grid)
-        .x_axis_formatter(time_tick)
+        .x_axis_formatter(step_tick)
         .height(height.max(40.0))
         .include_y(0.0)
         .include_y(100.0)
         .x_axis_label("time [s]")
         .y_axis_label("CPU [%]")
+        .y_grid_spacer(value_grid)
+        .y_axis_formatter(step_tick)
         .legend(Legend::default().position(Corner::LeftBottom))
         .show(ui, |p| {
             p.set_plot_bounds_x(time_span(live));
@@ -195,7 +198,7 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
     let t_end = live.average.last().map_or(0.1, |p| p.x).max(0.1);
     Plot::new("per_core_heat")
         .x_grid_spacer(time_grid)
-        .x_axis_formatter(time_tick)
+        .x_axis_formatter(step_tick)
         .height(height.max(40.0))
         .include_y(-0.5)
         .include_y(cores as f64 - 0.5)
@@ -228,7 +231,8 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
 }
 
 fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
-    let h = (height - 60.0) / 2.0;
+    // Both plots share the time axis: only the lower one draws it.
+    let plots_h = height - 24.0;
     let machine = 100.0 * live.cores as f64;
     ui.label(RichText::new("Run CPU and throughput").strong())
         .on_hover_text(
@@ -236,11 +240,13 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
         );
     Plot::new("run_cpu")
         .x_grid_spacer(time_grid)
-        .x_axis_formatter(time_tick)
-        .height(h.max(40.0))
+        .show_axes([false, true])
+        .height((plots_h * 0.44).max(40.0))
         .include_y(0.0)
         .include_y(machine)
         .y_axis_label("CPU [%]")
+        .y_grid_spacer(sparse_value_grid)
+        .y_axis_formatter(step_tick)
         .legend(Legend::default().position(Corner::LeftBottom))
         .show(ui, |p| {
             p.set_plot_bounds_x(time_span(live));
@@ -256,8 +262,9 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
         });
     Plot::new("throughput")
         .x_grid_spacer(time_grid)
-        .x_axis_formatter(time_tick)
-        .height(h.max(40.0))
+        .x_axis_formatter(step_tick)
+        .height((plots_h * 0.56 - 6.0).max(40.0))
+        .y_grid_spacer(sparse_value_grid)
         .include_y(0.0)
         .x_axis_label("time [s]")
         .y_axis_label("numbers/s")
@@ -357,7 +364,7 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
     }
     Plot::new("timeline")
         .x_grid_spacer(time_grid)
-        .x_axis_formatter(time_tick)
+        .x_axis_formatter(step_tick)
         .height((height - 24.0).max(40.0))
         .include_y(-0.5)
         .include_y(lanes as f64 - 0.5)
