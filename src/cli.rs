@@ -1,6 +1,7 @@
 //! Command-line definitions and what each subcommand does.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,6 +11,8 @@ use scalelab::bench::{self, BenchConfig};
 use scalelab::engine::event::{BusEvent, Event};
 use scalelab::engine::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
+use scalelab::gui;
+use scalelab::gui::scripted::{ScriptConfig, check_writable, parse_run_list};
 use scalelab::report::{RunReport, RunStatus};
 
 #[derive(Parser, Debug)]
@@ -26,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the desktop app (the default).
-    Gui,
+    Gui(GuiArgs),
     /// Run one experiment and print its result like `time`.
     Run(RunArgs),
     /// Measure the kernel and how the backends scale on this machine.
@@ -143,6 +146,32 @@ impl SpecArgs {
     }
 }
 
+#[derive(Args, Debug, Default)]
+pub struct GuiArgs {
+    /// Scripted mode: runs to perform one after another, as BACKEND:WORKERS,...
+    /// (e.g. `threads:8,processes:8`).
+    #[arg(long, value_name = "LIST")]
+    pub run: Option<String>,
+    /// Tasks of each scripted run.
+    #[arg(long, default_value_t = 8, requires = "run")]
+    pub tasks: u32,
+    /// Random integers each task of a scripted run sums.
+    #[arg(long, default_value_t = 1_000_000, requires = "run")]
+    pub numbers: u64,
+    /// Seed of the scripted runs.
+    #[arg(long, default_value_t = 42, requires = "run")]
+    pub seed: u64,
+    /// Save a PNG of the window once the scripted runs are done.
+    #[arg(long, value_name = "PATH")]
+    pub screenshot: Option<PathBuf>,
+    /// Close the window once the scripted runs (and screenshot) are done.
+    #[arg(long)]
+    pub exit: bool,
+    /// Write the app's frame timings as JSON here when the script is done.
+    #[arg(long, value_name = "PATH")]
+    pub frame_stats: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -240,8 +269,8 @@ pub struct BenchArgs {
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
-    match cli.command.unwrap_or(Command::Gui) {
-        Command::Gui => gui(),
+    match cli.command.unwrap_or(Command::Gui(GuiArgs::default())) {
+        Command::Gui(args) => gui(&args),
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
         Command::Compare(args) => compare(&args),
@@ -256,8 +285,51 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn gui() -> ExitCode {
-    fail("the desktop app is not built yet; use `scalelab run`")
+fn gui(args: &GuiArgs) -> ExitCode {
+    let options = EngineOptions {
+        worker_nice: gui::GUI_WORKER_NICE,
+        ..EngineOptions::default()
+    };
+    let scripted =
+        args.run.is_some() || args.screenshot.is_some() || args.exit || args.frame_stats.is_some();
+    let script = if scripted {
+        let base = RunSpec {
+            tasks: args.tasks,
+            numbers_per_task: args.numbers,
+            seed: args.seed,
+            ..RunSpec::default()
+        };
+        let runs = match args.run.as_deref().map(|l| parse_run_list(l, &base)) {
+            Some(Ok(runs)) => runs,
+            Some(Err(e)) => return fail(e),
+            None => Vec::new(),
+        };
+        for (path, what) in [
+            (&args.screenshot, "screenshot"),
+            (&args.frame_stats, "frame stats"),
+        ] {
+            if let Some(p) = path
+                && let Err(e) = check_writable(p, what)
+            {
+                return fail(e);
+            }
+        }
+        Some(ScriptConfig {
+            runs,
+            screenshot: args.screenshot.clone(),
+            frame_stats: args.frame_stats.clone(),
+            exit: args.exit,
+        })
+    } else {
+        None
+    };
+    match gui::launch(gui::LaunchConfig { script, options }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scalelab: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run(args: &RunArgs) -> ExitCode {

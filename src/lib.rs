@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_models;
 pub mod compare;
 pub mod engine;
+pub mod gui;
 pub mod latency_server;
 pub mod metrics;
 pub mod reliability;

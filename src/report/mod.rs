@@ -1,5 +1,7 @@
 //! What a run produced, in the shape the CLI prints and the GUI keeps.
 
+pub mod export;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backends::gil::GilReport;

@@ -1,0 +1,496 @@
+//! The app: persisted state, the live run, and the commands the panels return,
+//! executed at the end of the frame so drawing never changes the world halfway.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui::{Color32, Context, Key, Modifiers, RichText, Ui};
+
+use crate::engine::event::Event;
+use crate::engine::spec::RunSpec;
+use crate::engine::{self, EngineOptions, RunHandle};
+use crate::metrics::cores::core_count;
+use crate::report::{RunReport, RunStatus};
+
+use super::controls::{self, PanelContext, SpecForm};
+use super::frame_stats::{FrameStats, FrameSummary};
+use super::history;
+use super::live::{self, LiveRun};
+use super::screenshot::Screenshotter;
+use super::scripted::Script;
+pub use super::state::{AppState, ExportFormat, ThemeChoice};
+
+/// Key of the app's state in eframe's storage.
+pub const STATE_KEY: &str = "scalelab_state";
+/// Frame period while a run is live: about 60 Hz, never faster.
+pub const LIVE_REPAINT: Duration = Duration::from_millis(16);
+/// Most engine events folded per frame, so an event storm cannot stretch a frame.
+const MAX_EVENTS_PER_FRAME: usize = 20_000;
+
+/// What the panels ask for; executed at the end of the frame.
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(RunSpec),
+    Cancel,
+    ShowRun(u64),
+    RemoveRun(u64),
+    ClearHistory,
+    SetBaseline(u64),
+    Export(ExportFormat),
+    Copy(ExportFormat),
+    Screenshot(PathBuf),
+    SetTheme(ThemeChoice),
+    /// The scripted mode is over, with its outcome.
+    FinishScript(Result<(), String>),
+}
+
+/// A line in the status bar: a confirmation, or an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+/// Where the scripted mode's outcome is handed back to the command line.
+pub type OutcomeSlot = Arc<Mutex<Option<Result<(), String>>>>;
+
+/// The desktop app.
+pub struct ScalelabApp {
+    pub state: AppState,
+    options: EngineOptions,
+    run: Option<RunHandle>,
+    /// Set by the engine's waker once per frame at most; cleared when events are drained.
+    wake_pending: Arc<AtomicBool>,
+    live: Option<LiveRun>,
+    frames: FrameStats,
+    shots: Screenshotter,
+    notice: Option<Notice>,
+    script: Option<Script>,
+    outcome: Option<OutcomeSlot>,
+    cores: usize,
+    persist: bool,
+    theme_applied: Option<ThemeChoice>,
+}
+
+impl ScalelabApp {
+    /// An app with the given state; runs use `options` (the GUI nices its workers).
+    pub fn new(state: AppState, options: EngineOptions) -> Self {
+        Self {
+            state,
+            options,
+            run: None,
+            wake_pending: Arc::new(AtomicBool::new(false)),
+            live: None,
+            frames: FrameStats::default(),
+            shots: Screenshotter::default(),
+            notice: None,
+            script: None,
+            outcome: None,
+            cores: core_count(),
+            persist: true,
+            theme_applied: None,
+        }
+    }
+
+    /// The app as it was left, from eframe's storage (defaults, with a notice, if unreadable).
+    pub fn from_storage(storage: Option<&dyn eframe::Storage>, options: EngineOptions) -> Self {
+        let stored = storage.and_then(|s| s.get_string(STATE_KEY));
+        let (state, problem) = AppState::from_stored(stored.as_deref());
+        let mut app = Self::new(state, options);
+        if let Some(p) = problem {
+            app.notice = Some(Notice {
+                text: p,
+                is_error: true,
+            });
+        }
+        app
+    }
+
+    /// The scripted mode: fresh state, nothing persisted, outcome reported into `slot`.
+    pub fn scripted(script: Script, options: EngineOptions, slot: OutcomeSlot) -> Self {
+        let mut app = Self::new(AppState::default(), options);
+        app.script = Some(script);
+        app.outcome = Some(slot);
+        app.persist = false;
+        app
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+
+    pub fn live(&self) -> Option<&LiveRun> {
+        self.live.as_ref()
+    }
+
+    pub fn frame_summary(&self) -> FrameSummary {
+        self.frames.summary()
+    }
+
+    /// One frame: fold events, draw, then execute what the panels asked for.
+    pub fn ui_body(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        let now_s = ctx.input(|i| i.time);
+        // Frame intervals count while a run is live; the scripted mode also repaints
+        // continuously (warm-up, settling) but those frames are not under load.
+        self.frames.begin(Instant::now(), now_s, self.run.is_some());
+        if self.run.is_some() || self.script.as_ref().is_some_and(Script::active) {
+            // Display rate while something moves; idle, only input wakes the app.
+            ctx.request_repaint_after(LIVE_REPAINT);
+        }
+        if self.theme_applied != Some(self.state.theme) {
+            ctx.set_theme(self.state.theme.preference());
+            self.theme_applied = Some(self.state.theme);
+        }
+
+        let mut commands = self.drain_events();
+        commands.extend(self.shortcuts(&ctx));
+        if let Some(c) = self
+            .script
+            .as_mut()
+            .and_then(|s| s.step(self.run.is_some()))
+        {
+            commands.push(c);
+        }
+        commands.extend(self.draw(ui));
+        if let Some(result) = self.shots.update(&ctx) {
+            commands.extend(self.screenshot_done(result));
+        }
+        while !commands.is_empty() {
+            for c in std::mem::take(&mut commands) {
+                commands.extend(self.execute(c, &ctx));
+            }
+        }
+        self.frames.end(now_s);
+    }
+
+    /// Folds pending engine events into the live run; files the report when it ends.
+    fn drain_events(&mut self) -> Vec<Command> {
+        let Some(handle) = &self.run else {
+            return Vec::new();
+        };
+        self.wake_pending.store(false, Ordering::Release);
+        let mut ended: Option<RunReport> = None;
+        for e in handle.events.try_iter().take(MAX_EVENTS_PER_FRAME) {
+            if let Some(live) = &mut self.live {
+                live.apply(&e);
+            }
+            if let Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) = e {
+                ended = Some(*r);
+            }
+        }
+        let Some(report) = ended else {
+            return Vec::new();
+        };
+        // The run thread sends its report last: joining it takes no time, but off this thread anyway.
+        if let Some(handle) = self.run.take() {
+            std::thread::spawn(move || handle.join());
+        }
+        let mut commands = Vec::new();
+        if let Some(c) = self.script.as_mut().and_then(|s| s.on_run_ended(&report)) {
+            commands.push(c);
+        }
+        let (status, wall, reason) = (report.status, report.wall_s, report.reason.clone());
+        let id = self.state.history.push(report);
+        if let Some(live) = &mut self.live {
+            live.history_id = Some(id);
+        }
+        self.notice = Some(match status {
+            RunStatus::Ok => Notice {
+                text: format!("Run #{id} finished in {wall:.3} s."),
+                is_error: false,
+            },
+            _ => Notice {
+                text: format!(
+                    "Run #{id} {}: {}",
+                    status.name(),
+                    reason.unwrap_or_default()
+                ),
+                is_error: status == RunStatus::Failed,
+            },
+        });
+        commands
+    }
+
+    fn shortcuts(&mut self, ctx: &Context) -> Vec<Command> {
+        let mut out = Vec::new();
+        if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Enter))
+            && !self.is_running()
+            && let Ok(spec) = self.state.form.parse()
+        {
+            out.push(Command::Run(spec));
+        }
+        if self.is_running() && ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
+            out.push(Command::Cancel);
+        }
+        out
+    }
+
+    fn draw(&mut self, ui: &mut Ui) -> Vec<Command> {
+        let mut out = Vec::new();
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading(RichText::new("scalelab").strong());
+                ui.label(RichText::new("how concurrency architectures scale").weak());
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui
+                        .button("Save screenshot")
+                        .on_hover_text("Write a PNG of the window into the export folder")
+                        .clicked()
+                    {
+                        out.push(Command::Screenshot(self.export_path("png")));
+                    }
+                    ui.separator();
+                    for t in ThemeChoice::ALL.iter().rev() {
+                        if ui
+                            .selectable_label(self.state.theme == *t, t.label())
+                            .clicked()
+                        {
+                            out.push(Command::SetTheme(*t));
+                        }
+                    }
+                    ui.label("Theme");
+                });
+            });
+        });
+        egui::Panel::bottom("status_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                if let Some(n) = &self.notice {
+                    let color = if n.is_error {
+                        ui.visuals().error_fg_color
+                    } else {
+                        ui.visuals().text_color()
+                    };
+                    ui.label(RichText::new(&n.text).color(color));
+                }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(
+                        RichText::new(self.frames.meter_text())
+                            .small()
+                            .color(Color32::GRAY),
+                    )
+                    .on_hover_text(
+                        "Time spent building each frame, and frame rate while a run is live.",
+                    );
+                });
+            });
+        });
+        egui::Panel::left("controls")
+            .default_size(300.0)
+            .min_size(260.0)
+            .show(ui, |ui| {
+                let cx = PanelContext {
+                    cores: self.cores,
+                    running: self.is_running(),
+                };
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    out.extend(controls::show(ui, &mut self.state.form, &cx));
+                });
+            });
+        let history_h = (ui.available_height() * 0.40).max(220.0);
+        egui::Panel::bottom("history")
+            .resizable(true)
+            .default_size(history_h)
+            .min_size(160.0)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                let shown = self.live.as_ref().and_then(|l| l.history_id);
+                out.extend(history::show(
+                    ui,
+                    &self.state.history,
+                    &mut self.state.export_dir,
+                    shown,
+                ));
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            live::show(ui, self.live.as_mut(), &mut self.state.live_options);
+        });
+        out
+    }
+
+    fn execute(&mut self, command: Command, ctx: &Context) -> Vec<Command> {
+        match command {
+            Command::Run(spec) => return self.start(spec, ctx),
+            Command::Cancel => {
+                if let Some(h) = &self.run {
+                    h.cancel();
+                    self.info("Cancelling…");
+                }
+            }
+            Command::ShowRun(id) => match self.state.history.get(id) {
+                _ if self.is_running() => {
+                    self.error("A run is in progress; its charts stay shown.")
+                }
+                Some(r) => self.live = Some(LiveRun::from_report(r, id)),
+                None => {}
+            },
+            Command::RemoveRun(id) => {
+                self.state.history.remove(id);
+                self.info(format!("Removed run #{id}."));
+            }
+            Command::ClearHistory => {
+                self.state.history.clear();
+                self.info("Cleared the history.");
+            }
+            Command::SetBaseline(id) => self.state.history.baseline = Some(id),
+            Command::Export(f) => self.export(f),
+            Command::Copy(f) => match f.render(&self.state.history.rows()) {
+                Ok(text) => {
+                    ctx.copy_text(text);
+                    self.info(format!(
+                        "Copied the history as {} to the clipboard.",
+                        f.label()
+                    ));
+                }
+                Err(e) => self.error(format!("Cannot copy the history: {e}")),
+            },
+            Command::Screenshot(path) => match self.shots.request(path.clone()) {
+                // The scripted mode keeps the last run's line in the picture.
+                Ok(()) if self.script.is_some() => {}
+                Ok(()) => self.info(format!("Saving a screenshot to {}…", path.display())),
+                Err(e) => self.error(e),
+            },
+            Command::SetTheme(t) => self.state.theme = t,
+            Command::FinishScript(outcome) => self.finish_script(outcome, ctx),
+        }
+        Vec::new()
+    }
+
+    fn start(&mut self, spec: RunSpec, ctx: &Context) -> Vec<Command> {
+        if self.is_running() {
+            return Vec::new();
+        }
+        let (repaint, pending) = (ctx.clone(), self.wake_pending.clone());
+        // Every worker calls this after each event. Only the first call per frame touches
+        // egui's context: 1024 niced workers taking its lock would starve the UI thread.
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if !pending.swap(true, Ordering::AcqRel) {
+                repaint.request_repaint_after(LIVE_REPAINT);
+            }
+        });
+        match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
+            Ok(handle) => {
+                self.run = Some(handle);
+                // The form shows what runs (the scripted mode's runs included).
+                self.state.form = SpecForm::from_spec(&spec);
+                self.live = Some(LiveRun::new(spec.clone(), self.cores));
+                self.info(format!(
+                    "Running {} × {} workers…",
+                    spec.backend, spec.workers
+                ));
+                ctx.request_repaint();
+                Vec::new()
+            }
+            Err(e) => {
+                self.error(format!("Cannot start the run: {e}"));
+                self.script
+                    .as_mut()
+                    .and_then(|s| s.on_run_refused(&e.to_string()))
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    fn export(&mut self, f: ExportFormat) {
+        let rows = self.state.history.rows();
+        let path = self.export_path(f.extension());
+        let result = f.render(&rows).and_then(|text| {
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+        match result {
+            Ok(()) => self.info(format!(
+                "Saved {} run(s) as {} to {}",
+                rows.len(),
+                f.label(),
+                path.display()
+            )),
+            Err(e) => self.error(format!("Export failed: {e}")),
+        }
+    }
+
+    /// `<export folder>/scalelab-YYYYMMDD-HHMMSS.<ext>`.
+    fn export_path(&self, ext: &str) -> PathBuf {
+        let dir = super::expand_home(&self.state.export_dir);
+        dir.join(format!("scalelab-{}.{ext}", super::timestamp()))
+    }
+
+    fn screenshot_done(&mut self, result: Result<PathBuf, String>) -> Vec<Command> {
+        match &result {
+            Ok(p) => self.info(format!("Saved a screenshot to {}", p.display())),
+            Err(e) => self.error(format!("Screenshot failed: {e}")),
+        }
+        self.script
+            .as_mut()
+            .and_then(|s| s.on_screenshot(result))
+            .into_iter()
+            .collect()
+    }
+
+    fn finish_script(&mut self, mut outcome: Result<(), String>, ctx: &Context) {
+        let Some(script) = &self.script else {
+            return;
+        };
+        if let Some(path) = &script.config.frame_stats {
+            let json = serde_json::to_string_pretty(&self.frames.summary())
+                .expect("frame stats serialize");
+            if let Err(e) = std::fs::write(path, json + "\n") {
+                let msg = format!("cannot write the frame stats to {}: {e}", path.display());
+                outcome = outcome.and(Err(msg));
+            }
+        }
+        let exit = script.config.exit;
+        match &outcome {
+            Ok(()) => self.info("Scripted runs done."),
+            Err(e) => self.error(format!("Scripted mode failed: {e}")),
+        }
+        if let Some(slot) = &self.outcome {
+            *slot.lock().expect("outcome lock") = Some(outcome);
+        }
+        if exit {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            is_error: false,
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            is_error: true,
+        });
+    }
+}
+
+impl eframe::App for ScalelabApp {
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        if self.is_running()
+            && let Some(s) = frame.info().cpu_usage
+        {
+            self.frames.record_frame_cpu(s);
+        }
+        self.ui_body(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            storage.set_string(STATE_KEY, self.state.to_stored());
+        }
+    }
+
+    fn persist_egui_memory(&self) -> bool {
+        self.persist
+    }
+}

@@ -1,0 +1,357 @@
+//! The desktop app driven through egui_kittest: real app state, real engine runs
+//! (small ones), widgets found by their labels as a screen reader would.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use scalelab::engine::EngineOptions;
+use scalelab::engine::spec::BackendKind;
+use scalelab::gui::app::{AppState, ScalelabApp, ThemeChoice};
+use scalelab::report::RunStatus;
+
+fn app(export_dir: &Path) -> ScalelabApp {
+    let state = AppState {
+        export_dir: export_dir.display().to_string(),
+        theme: ThemeChoice::Dark,
+        ..AppState::default()
+    };
+    let options = EngineOptions {
+        worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
+        worker_nice: 10,
+        ..EngineOptions::default()
+    };
+    ScalelabApp::new(state, options)
+}
+
+fn harness(app: ScalelabApp) -> Harness<'static, ScalelabApp> {
+    Harness::builder()
+        .with_size([1440.0, 900.0])
+        .build_ui_state(|ui, app: &mut ScalelabApp| app.ui_body(ui), app)
+}
+
+/// Types into the text field labelled `label`, replacing what it held.
+fn set_field(h: &mut Harness<'_, ScalelabApp>, label: &str, text: &str) {
+    h.get_by_label(label).set_text_value_accesskit(text);
+    h.run_steps(2);
+}
+
+/// Steps frames (in real time: the engine runs on its own threads) until `done`.
+fn step_until(h: &mut Harness<'_, ScalelabApp>, what: &str, done: impl Fn(&ScalelabApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(h.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
+fn small_run(h: &mut Harness<'_, ScalelabApp>, workers: &str) {
+    set_field(h, "Workers", workers);
+    set_field(h, "Tasks", "4");
+    set_field(h, "Numbers per task", "200,000");
+}
+
+#[test]
+fn a_run_started_by_clicking_lands_in_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("processes").click();
+    h.run_steps(2);
+    small_run(&mut h, "3");
+    h.get_by_label("Run").click();
+    h.step();
+    assert!(h.state().is_running(), "clicking Run starts a run");
+    step_until(&mut h, "the run to finish", |a| !a.is_running());
+    // Idle again: the UI settles (no repaint requests), and kittest's accessibility
+    // check passes over every panel, live charts and history included.
+    h.run();
+
+    let history = &h.state().state.history;
+    assert_eq!(history.entries.len(), 1);
+    let r = &history.entries[0].report;
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert_eq!(
+        (
+            r.spec.backend,
+            r.spec.workers,
+            r.spec.tasks,
+            r.spec.numbers_per_task
+        ),
+        (BackendKind::Processes, 3, 4, 200_000)
+    );
+    // The row is on screen: its baseline radio, its backend and its status.
+    h.get_by_label("#1");
+    assert!(
+        !h.get_all_by_label("processes")
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
+    h.get_by_label("ok");
+    assert!(h.state().notice().unwrap().text.contains("Run #1 finished"));
+
+    // A second run by keyboard (Ctrl+Enter) on threads, then the first becomes the baseline.
+    h.get_by_label("threads").click();
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    h.step();
+    assert!(h.state().is_running(), "Ctrl+Enter starts a run");
+    step_until(&mut h, "the second run", |a| !a.is_running());
+    assert_eq!(h.state().state.history.entries.len(), 2);
+    h.get_by_label("#2");
+    h.get_by_label("1.00×");
+
+    // Run #2 becomes the baseline: its own speed-up is 1.00× and #1's is measured against it.
+    h.get_by_label("#2").click();
+    h.run_steps(2);
+    let history = &h.state().state.history;
+    assert_eq!(history.baseline_id(), Some(2));
+    let rows = history.rows();
+    assert_eq!(rows[1].speedup, Some(1.0));
+    let expected = rows[0].report.throughput() / rows[1].report.throughput();
+    assert!((rows[0].speedup.unwrap() - expected).abs() < 1e-9);
+
+    // "show" on run #1 brings its charts back.
+    h.get_all_by_label("show").next().unwrap().click();
+    h.run_steps(2);
+    let live = h.state().live().unwrap();
+    assert_eq!(live.history_id, Some(1));
+    assert_eq!(live.spec.backend, BackendKind::Processes);
+}
+
+#[test]
+fn the_theme_toggle_overrides_the_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("Light").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.theme, ThemeChoice::Light);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+    h.get_by_label("Dark").click();
+    h.run_steps(2);
+    assert_eq!(h.ctx.theme(), egui::Theme::Dark);
+    h.get_by_label("System").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.theme, ThemeChoice::System);
+}
+
+#[test]
+fn cancel_stops_a_long_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    set_field(&mut h, "Workers", "2");
+    set_field(&mut h, "Tasks", "64");
+    set_field(&mut h, "Numbers per task", "100000000000");
+    h.get_by_label("Run").click();
+    h.step();
+    assert!(h.state().is_running());
+    // Let it get going, then Cancel.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.get_by_label("Cancel").click();
+    let asked = Instant::now();
+    step_until(&mut h, "the cancelled run", |a| !a.is_running());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "cancel took {:?}",
+        asked.elapsed()
+    );
+    let r = &h.state().state.history.entries[0].report;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    // Shown twice: in the live header and in the history row.
+    assert_eq!(h.get_all_by_label("cancelled").count(), 2);
+
+    // Esc cancels too.
+    h.get_by_label("Run").click();
+    h.step();
+    assert!(h.state().is_running());
+    h.run_steps(3);
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, "the run cancelled by Esc", |a| !a.is_running());
+    assert_eq!(
+        h.state().state.history.entries[1].report.status,
+        RunStatus::Cancelled
+    );
+}
+
+#[test]
+fn bad_input_is_shown_next_to_the_field_and_run_stays_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    set_field(&mut h, "Workers", "0");
+    h.get_by_label("must be at least 1");
+    assert!(
+        h.get_by_label("Run").accesskit_node().is_disabled(),
+        "Run is disabled"
+    );
+    h.get_by_label("Run").click();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    h.run_steps(3);
+    assert!(!h.state().is_running(), "nothing starts with bad input");
+
+    set_field(&mut h, "Workers", "2000");
+    h.get_by_label("2000 is more than the limit of 1024");
+    set_field(&mut h, "Workers", "4");
+    set_field(&mut h, "Tasks", "lots");
+    h.get_by_label("`lots` is not a whole number");
+    assert!(h.query_by_label("must be at least 1").is_none());
+    assert!(h.get_by_label("Run").accesskit_node().is_disabled());
+
+    set_field(&mut h, "Tasks", "4");
+    assert!(
+        !h.get_by_label("Run").accesskit_node().is_disabled(),
+        "fixed input enables Run"
+    );
+}
+
+#[test]
+fn exports_write_what_the_history_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    small_run(&mut h, "2");
+    for _ in 0..2 {
+        h.get_by_label("Run").click();
+        h.step();
+        step_until(&mut h, "a run", |a| !a.is_running());
+    }
+    let files = |ext: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+
+    h.get_by_label("Save CSV").click();
+    h.run_steps(2);
+    let csv_files = files("csv");
+    assert_eq!(csv_files.len(), 1);
+    let notice = h.state().notice().unwrap().text.clone();
+    assert!(
+        notice.contains(&csv_files[0].display().to_string()),
+        "{notice}"
+    );
+    let csv = std::fs::read_to_string(&csv_files[0]).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("id,backend,workload,workers,tasks,numbers_per_task"));
+    assert!(
+        lines[1].starts_with("1,threads,cpu,2,4,200000,42,ok,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("2,threads,cpu,2,4,200000,42,ok,"),
+        "{csv}"
+    );
+
+    h.get_by_label("Save JSON").click();
+    h.run_steps(2);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files("json")[0]).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["speedup"], 1.0);
+    let wall = h.state().state.history.entries[1].report.wall_s;
+    assert_eq!(runs[1]["wall_s"].as_f64().unwrap(), wall);
+
+    h.get_by_label("Save Markdown").click();
+    h.run_steps(2);
+    let md = std::fs::read_to_string(&files("md")[0]).unwrap();
+    assert_eq!(md.lines().count(), 4, "{md}");
+    assert!(md.contains("| 2 | threads | 2 | 4 × 200,000 |"), "{md}");
+
+    // A folder that does not exist: an error is shown and nothing else changes.
+    set_field(
+        &mut h,
+        "Export folder",
+        &dir.path().join("nope").display().to_string(),
+    );
+    h.get_by_label("Save CSV").click();
+    h.run_steps(2);
+    let n = h.state().notice().unwrap();
+    assert!(n.is_error && n.text.contains("Export failed"), "{n:?}");
+    assert_eq!(h.state().state.history.entries.len(), 2);
+
+    // Copy goes to the clipboard as egui's output command.
+    h.get_by_label("Copy Markdown").click();
+    h.step();
+    let copied = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("a copy command");
+    assert!(copied.starts_with("| # | backend |"), "{copied}");
+
+    // Remove one run, then clear.
+    h.get_all_by_label("remove").next().unwrap().click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.history.entries.len(), 1);
+    assert_eq!(h.state().state.history.entries[0].id, 2);
+    h.get_by_label("Clear history").click();
+    h.run_steps(2);
+    assert!(h.state().state.history.entries.is_empty());
+}
+
+#[test]
+fn a_corrupt_saved_state_starts_with_defaults_and_says_so() {
+    struct Store(Option<String>);
+    impl eframe::Storage for Store {
+        fn get_string(&self, _key: &str) -> Option<String> {
+            self.0.clone()
+        }
+        fn set_string(&mut self, _key: &str, value: String) {
+            self.0 = Some(value);
+        }
+        fn remove_string(&mut self, _key: &str) {
+            self.0 = None;
+        }
+        fn flush(&mut self) {}
+    }
+    let store = Store(Some("{\"form\": 12".into()));
+    let app = ScalelabApp::from_storage(Some(&store), EngineOptions::default());
+    assert_eq!(app.state, AppState::default());
+    let mut h = harness(app);
+    h.run_steps(2);
+    h.get_by_label_contains("could not be read");
+
+    // What the app saves, it reads back.
+    let mut store = Store(None);
+    h.state_mut().state.form.workers = "5".into();
+    eframe::App::save(h.state_mut(), &mut store);
+    let back = ScalelabApp::from_storage(Some(&store), EngineOptions::default());
+    assert_eq!(back.state.form.workers, "5");
+    assert!(back.notice().is_none());
+}
+
+#[test]
+fn presets_fill_tasks_and_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("Preset").click();
+    h.run_steps(2);
+    h.get_by_label("Heavy: 32 × 1,000,000,000").click();
+    h.run_steps(2);
+    let form = &h.state().state.form;
+    assert_eq!(
+        (form.tasks.as_str(), form.numbers.as_str()),
+        ("32", "1,000,000,000")
+    );
+    h.get_by_label("32,000,000,000 numbers in all");
+}

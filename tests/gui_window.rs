@@ -1,0 +1,99 @@
+//! The real window, in scripted mode, as a child process: it must run the listed
+//! runs, save a screenshot that shows something, and exit 0. Needs an X display:
+//! run the tests as `xvfb-run -a cargo test`.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+#[test]
+fn scripted_mode_runs_and_saves_a_real_screenshot() {
+    assert!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "this test opens a real window and needs a display: run the tests as `xvfb-run -a cargo test`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("compare.png");
+    let stats = dir.path().join("frames.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_scalelab"))
+        .args(["gui", "--run", "threads:2,processes:2", "--tasks", "4"])
+        .args(["--numbers", "2000000", "--exit", "--screenshot"])
+        .arg(&shot)
+        .arg("--frame-stats")
+        .arg(&stats)
+        .output()
+        .expect("the scalelab binary starts");
+    assert!(
+        out.status.success(),
+        "scripted mode failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let img = image::open(&shot).expect("a PNG was written").to_rgba8();
+    let (w, h) = img.dimensions();
+    assert!(w >= 900 && h >= 600, "screenshot is {w}×{h}");
+    let colours: HashSet<[u8; 4]> = img.pixels().map(|p| p.0).collect();
+    assert!(
+        colours.len() > 100,
+        "the screenshot looks blank: {} distinct colours",
+        colours.len()
+    );
+
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    for key in [
+        "frames",
+        "frame_interval_ms_p50",
+        "frame_interval_ms_p99",
+        "build_ms_p50",
+        "build_ms_p99",
+    ] {
+        assert!(stats[key].is_number(), "{key} missing in {stats}");
+    }
+    assert!(stats["frames"].as_u64().unwrap() > 10, "{stats}");
+}
+
+#[test]
+fn scripted_mode_refuses_bad_input_before_opening_a_window() {
+    let bin = env!("CARGO_BIN_EXE_scalelab");
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--run", "threads:0"], "workers: must be at least 1"),
+        (&["--run", "nosuch:3"], "unknown backend `nosuch`"),
+        (
+            &[
+                "--run",
+                "threads:1",
+                "--screenshot",
+                "/nonexistent-dir/x.png",
+            ],
+            "folder /nonexistent-dir does not exist",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = Command::new(bin)
+            .arg("gui")
+            .args(args)
+            .arg("--exit")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn without_a_display_the_app_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scalelab"))
+        .args(["gui", "--run", "threads:1", "--exit"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot open the window"), "{stderr}");
+    assert!(stderr.contains("xvfb-run"), "{stderr}");
+}
