@@ -211,3 +211,21 @@ fn invalid_specs_are_refused_before_anything_starts() {
         assert_eq!(err.field, field);
     }
 }
+
+#[test]
+fn process_backends_count_numbers_while_tasks_run_and_never_twice() {
+    for backend in [BackendKind::Processes, BackendKind::Bus] {
+        // Two tasks of ~0.3 s each: samples at 10 Hz land in the middle of them.
+        let r = run_to_end(spec(backend, 2, 2, 400_000_000, 9), options()).unwrap();
+        assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);
+        let total = 2 * 400_000_000;
+        let done: Vec<u64> = r.cpu_timeline.iter().map(|s| s.numbers_done).collect();
+        assert_eq!(*done.last().unwrap(), total, "{backend}: {done:?}");
+        assert!(done.iter().all(|&d| d <= total), "{backend}: {done:?}");
+        assert!(done.windows(2).all(|w| w[0] <= w[1]), "{backend}: {done:?}");
+        assert!(
+            done.iter().any(|&d| d > 0 && d < total),
+            "{backend}: numbers only counted when tasks end: {done:?}"
+        );
+    }
+}

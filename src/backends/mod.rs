@@ -27,6 +27,41 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
     }
 }
 
+/// A task handed to a worker process and not yet answered (processes and bus).
+#[derive(Debug)]
+pub struct InFlight {
+    pub task: u32,
+    pub start_s: f64,
+    pub cpu_ns_at_start: u64,
+    /// Numbers the worker has reported drawn so far.
+    pub reported: u64,
+}
+
+impl InFlight {
+    pub fn new(task: u32, start_s: f64, cpu_ns_at_start: u64) -> Self {
+        Self {
+            task,
+            start_s,
+            cpu_ns_at_start,
+            reported: 0,
+        }
+    }
+
+    /// Takes a progress report; returns the numbers drawn since the last one,
+    /// so that throughput rises while a task runs, not only when it ends.
+    pub fn progress(&mut self, done: u64, numbers_per_task: u64) -> u64 {
+        let done = done.min(numbers_per_task);
+        let delta = done.saturating_sub(self.reported);
+        self.reported = self.reported.max(done);
+        delta
+    }
+
+    /// Numbers of a finished task not yet counted by its progress reports.
+    pub fn rest(&self, numbers_per_task: u64) -> u64 {
+        numbers_per_task.saturating_sub(self.reported)
+    }
+}
+
 /// Decides when a worker should report progress: at most once per `PROGRESS_PERIOD`.
 #[derive(Debug)]
 pub struct ProgressThrottle {

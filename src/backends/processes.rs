@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
+use super::InFlight;
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{CpuTimes, reap_child};
@@ -24,13 +25,6 @@ const EXIT_GRACE: Duration = Duration::from_secs(1);
 enum FromChild {
     Msg(usize, Message),
     Gone(usize, String),
-}
-
-/// A task handed to a child and not yet answered.
-struct InFlight {
-    task: u32,
-    start_s: f64,
-    cpu_ns_at_start: u64,
 }
 
 /// One child process and what the master knows of it.
@@ -139,11 +133,7 @@ impl<'a> Pool<'a> {
         let c = &mut self.children[slot];
         let msg = task_message(spec, task, self.ctx.io_addr());
         let start_s = self.ctx.now_s();
-        c.task = Some(InFlight {
-            task,
-            start_s,
-            cpu_ns_at_start: c.cpu_ns,
-        });
+        c.task = Some(InFlight::new(task, start_s, c.cpu_ns));
         self.ctx.emit(Event::TaskStarted {
             task,
             worker: c.worker,
@@ -171,14 +161,17 @@ impl<'a> Pool<'a> {
                 self.feed(slot)
             }
             FromChild::Msg(slot, Message::Progress { task, done, cpu_ns }) => {
+                let per_task = self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64;
                 let c = &mut self.children[slot];
-                if c.task.as_ref().map(|t| t.task) != Some(task) {
+                let Some(held) = c.task.as_mut().filter(|t| t.task == task) else {
                     return self.lose(
                         slot,
                         format!("reported progress on task {task} it does not hold"),
                     );
-                }
+                };
+                let drawn = held.progress(done, per_task);
                 c.cpu_ns = cpu_ns;
+                self.ctx.meter.add_numbers(slot, drawn);
                 self.ctx.meter.set_cpu_ns(slot, cpu_ns);
                 self.ctx.emit(Event::Progress {
                     task,
@@ -204,10 +197,8 @@ impl<'a> Pool<'a> {
                 };
                 c.cpu_ns = cpu_ns;
                 self.ctx.meter.set_cpu_ns(slot, cpu_ns);
-                self.ctx.meter.add_numbers(
-                    slot,
-                    self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64,
-                );
+                let per_task = self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64;
+                self.ctx.meter.add_numbers(slot, held.rest(per_task));
                 let record = TaskRecord {
                     task,
                     worker: c.worker,

@@ -134,8 +134,12 @@ impl Master<'_> {
                     self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
                     return Ok(());
                 }
+                let spec = &self.ctx.spec;
+                let per_task = spec.total_numbers() / spec.tasks as u64;
                 let p = &mut self.peers[i];
                 p.cpu_ns = p.cpu_ns.max(cpu_ns);
+                let drawn = p.running.as_mut().map_or(0, |t| t.progress(done, per_task));
+                self.ctx.meter.add_numbers(p.worker as usize, drawn);
                 self.ctx.meter.set_cpu_ns(p.worker as usize, cpu_ns);
                 self.ctx.emit(Event::Progress {
                     task,
@@ -295,9 +299,10 @@ impl Master<'_> {
         let worker = p.worker;
         self.ctx.meter.set_cpu_ns(worker as usize, cpu_ns);
         let spec = &self.ctx.spec;
-        self.ctx
-            .meter
-            .add_numbers(worker as usize, spec.total_numbers() / spec.tasks as u64);
+        self.ctx.meter.add_numbers(
+            worker as usize,
+            held.rest(spec.total_numbers() / spec.tasks as u64),
+        );
         self.ctx
             .meter
             .add_requests(worker as usize, latency_ms.len() as u64);

@@ -19,6 +19,7 @@ use children::{LocalChild, exited, kill};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::backends::InFlight;
 use crate::engine::event::{BusEvent, BusTally, Event, TaskRecord};
 use crate::engine::spec::HEARTBEAT_LIVENESS;
 use crate::engine::{BackendOutcome, Ending, RunContext};
@@ -51,13 +52,6 @@ const PREFETCH: usize = 2;
 /// is nothing next to them, and a task waiting at a slow worker while a fast
 /// one idles would cost far more.
 const PREFETCH_BELOW: Duration = Duration::from_millis(20);
-
-/// The task a worker is running (the oldest it holds).
-struct InFlight {
-    task: u32,
-    start_s: f64,
-    cpu_ns_at_start: u64,
-}
 
 /// A worker that has joined.
 struct Peer {
@@ -200,11 +194,7 @@ impl<'a> Master<'a> {
     fn begin(&mut self, i: usize, task: u32, cpu_ns_at_start: u64) {
         let start_s = self.ctx.now_s();
         let p = &mut self.peers[i];
-        p.running = Some(InFlight {
-            task,
-            start_s,
-            cpu_ns_at_start,
-        });
+        p.running = Some(InFlight::new(task, start_s, cpu_ns_at_start));
         self.ctx.emit(Event::TaskStarted {
             task,
             worker: p.worker,
