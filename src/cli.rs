@@ -62,6 +62,9 @@ pub struct WorkerArgs {
     /// Lower our scheduling priority by this much.
     #[arg(long, hide = true, default_value_t = 0)]
     pub nice: i32,
+    /// Run under SCHED_IDLE (the desktop app's workers).
+    #[arg(long, hide = true)]
+    pub idle: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -288,6 +291,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn gui(args: &GuiArgs) -> ExitCode {
     let options = EngineOptions {
         worker_nice: gui::GUI_WORKER_NICE,
+        worker_sched_idle: true,
         ..EngineOptions::default()
     };
     let scripted =
@@ -584,7 +588,8 @@ fn print_bus_event(e: &BusEvent) {
 
 fn worker(args: &WorkerArgs) -> ExitCode {
     if let Some(parent) = args.parent_pid
-        && let Err(e) = scalelab::backends::process_worker::bind_to_parent(parent, args.nice)
+        && let Err(e) =
+            scalelab::backends::process_worker::bind_to_parent(parent, args.nice, args.idle)
     {
         return fail(format!("worker: {e}"));
     }

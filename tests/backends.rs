@@ -229,3 +229,41 @@ fn process_backends_count_numbers_while_tasks_run_and_never_twice() {
         );
     }
 }
+
+#[test]
+fn the_desktop_apps_workers_run_under_sched_idle() {
+    // The GUI asks for SCHED_IDLE workers so that its own thread always gets a core.
+    let opts = scalelab::engine::EngineOptions {
+        worker_sched_idle: true,
+        worker_nice: 10,
+        ..options()
+    };
+    for backend in [
+        BackendKind::Threads,
+        BackendKind::Processes,
+        BackendKind::Bus,
+    ] {
+        let h = start(spec(backend, 2, 4, 2_000_000_000, 1), opts.clone()).unwrap();
+        let mut checked = 0;
+        while checked < 2 {
+            let e = h
+                .events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("workers start");
+            if let Event::WorkerStarted { os_id, .. } = e {
+                // A worker lowers itself as it starts: give it a moment.
+                std::thread::sleep(Duration::from_millis(50));
+                let policy = unsafe { libc::sched_getscheduler(os_id as i32) };
+                assert_eq!(policy, libc::SCHED_IDLE, "{backend}: worker {os_id}");
+                let nice = unsafe {
+                    *libc::__errno_location() = 0;
+                    libc::getpriority(libc::PRIO_PROCESS, os_id)
+                };
+                assert_eq!(nice, 10, "{backend}: worker {os_id}");
+                checked += 1;
+            }
+        }
+        h.cancel();
+        h.join();
+    }
+}

@@ -15,7 +15,7 @@ use super::ProgressThrottle;
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
-    nice_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
+    lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
 use crate::workload::cpu::{CHUNK, CpuTask};
 use crate::workload::io::{mixed_slice_end, payload};
@@ -71,7 +71,7 @@ type LoopResult = (
 );
 
 fn run_loop(ctx: &RunContext) -> LoopResult {
-    nice_this_thread(ctx.options.worker_nice);
+    lower_this_thread(ctx.options.worker_nice, ctx.options.worker_sched_idle);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

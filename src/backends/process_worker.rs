@@ -56,17 +56,16 @@ fn loopback_addr(addr: &str) -> Result<SocketAddr, String> {
 /// Makes this worker die with its master: SIGKILL when the parent goes
 /// (`PR_SET_PDEATHSIG`), and an error if it is already gone (the race between
 /// being started and getting here). Also lowers our priority by `nice`.
-pub fn bind_to_parent(parent: u32, nice: i32) -> Result<(), String> {
+pub fn bind_to_parent(parent: u32, nice: i32, idle: bool) -> Result<(), String> {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() as u32 != parent {
             return Err(format!("the master (pid {parent}) is gone"));
         }
-        if nice > 0 {
-            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-        }
     }
+    // A worker process is one thread: lowering it lowers the process.
+    crate::metrics::clocks::lower_this_thread(nice, idle);
     Ok(())
 }
 

@@ -57,6 +57,7 @@ fn spawn_child(
         .arg(std::process::id().to_string())
         .arg("--nice")
         .arg(ctx.options.worker_nice.to_string())
+        .args(ctx.options.worker_sched_idle.then_some("--idle"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

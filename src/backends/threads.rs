@@ -10,7 +10,7 @@ use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
-    CpuTimes, nice_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
+    CpuTimes, lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
 
 /// Runs every task on `spec.workers` threads; returns when all have ended.
@@ -158,7 +158,7 @@ fn worker<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
         let te = env.thread_env();
         (te.ctx, te.worker)
     };
-    nice_this_thread(ctx.options.worker_nice);
+    lower_this_thread(ctx.options.worker_nice, ctx.options.worker_sched_idle);
     ctx.emit(Event::WorkerStarted {
         worker: w,
         kind: WorkerKind::Thread,

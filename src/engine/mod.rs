@@ -31,6 +31,8 @@ pub struct EngineOptions {
     pub worker_exe: Option<PathBuf>,
     /// Nice increment for workers (threads and children), so the UI stays smooth.
     pub worker_nice: i32,
+    /// Run workers under `SCHED_IDLE`: they get every core nothing else wants.
+    pub worker_sched_idle: bool,
     /// Use this latency service instead of starting one (I/O workloads).
     pub io_server: Option<std::net::SocketAddr>,
 }

@@ -118,12 +118,18 @@ pub fn reap_child(pid: u32) -> Option<(ChildExit, CpuTimes)> {
 }
 
 /// Lowers the calling thread's scheduling priority by `nice` steps (Linux
-/// applies nice per thread), so workers never starve the UI thread.
-pub fn nice_this_thread(nice: i32) {
-    if nice > 0 {
-        // SAFETY: setpriority on our own thread id.
-        unsafe {
+/// applies nice per thread), and with `idle` moves it to `SCHED_IDLE`, where it
+/// runs only when nothing else wants the core: the UI thread, the renderer and
+/// the display server then always go first.
+pub fn lower_this_thread(nice: i32, idle: bool) {
+    // SAFETY: plain scheduling syscalls on our own thread (0 = the caller).
+    unsafe {
+        if nice > 0 {
             libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice);
+        }
+        if idle {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
         }
     }
 }

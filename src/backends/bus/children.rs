@@ -25,6 +25,7 @@ impl Master<'_> {
             .worker_exe()
             .map_err(|e| format!("cannot find the scalelab executable: {e}"))?;
         let nice = self.ctx.options.worker_nice;
+        let idle = self.ctx.options.worker_sched_idle;
         // SAFETY: getpid has no preconditions; read before fork for the check below.
         let parent = unsafe { libc::getpid() };
         let mut cmd = Command::new(&exe);
@@ -44,6 +45,10 @@ impl Master<'_> {
                 }
                 if nice > 0 {
                     libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                }
+                if idle {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
                 }
                 Ok(())
             });
