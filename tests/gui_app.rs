@@ -355,3 +355,40 @@ fn presets_fill_tasks_and_numbers() {
     );
     h.get_by_label("32,000,000,000 numbers in all");
 }
+
+#[test]
+fn the_comparison_with_cpython_runs_from_a_button_and_shows_its_result() {
+    let mut state = AppState {
+        theme: ThemeChoice::Dark,
+        ..AppState::default()
+    };
+    // A small comparison: 2 tasks x 2,000 numbers.
+    state.form.tasks = "2".into();
+    state.form.numbers = "2000".into();
+    let options = EngineOptions {
+        worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
+        ..EngineOptions::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut ScalelabApp| app.ui_body(ui),
+            ScalelabApp::new(state, options),
+        );
+    h.get_by_label("Compare with CPython…").click();
+    h.run_steps(2);
+    assert!(h.state().is_comparing());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while h.state().is_comparing() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the comparison never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        h.run_steps(1);
+    }
+    h.run_steps(2);
+    h.get_by_label("The chapter's experiments");
+    h.get_by_label("The claims, checked");
+    h.get_by_label("Copy as Markdown");
+}

@@ -14,6 +14,7 @@ use crate::engine::{self, EngineOptions, RunHandle};
 use crate::metrics::cores::core_count;
 use crate::report::{RunReport, RunStatus};
 
+use super::compare_view::{self, CompareJob};
 use super::controls::{self, PanelContext, SpecForm};
 use super::frame_stats::{FrameStats, FrameSummary};
 use super::history;
@@ -45,6 +46,10 @@ pub enum Command {
     SetTheme(ThemeChoice),
     /// The scripted mode is over, with its outcome.
     FinishScript(Result<(), String>),
+    /// Run the chapter's comparison with CPython (tasks, numbers per task).
+    StartCompare(u32, u64),
+    /// Show or hide the comparison window.
+    ShowCompare(bool),
 }
 
 /// A line in the status bar: a confirmation, or an error.
@@ -73,6 +78,8 @@ pub struct ScalelabApp {
     cores: usize,
     persist: bool,
     theme_applied: Option<ThemeChoice>,
+    compare: Option<CompareJob>,
+    compare_open: bool,
 }
 
 impl ScalelabApp {
@@ -92,6 +99,8 @@ impl ScalelabApp {
             cores: core_count(),
             persist: true,
             theme_applied: None,
+            compare: None,
+            compare_open: false,
         }
     }
 
@@ -122,6 +131,11 @@ impl ScalelabApp {
         self.run.is_some()
     }
 
+    /// True while the comparison with CPython is measuring.
+    pub fn is_comparing(&self) -> bool {
+        self.compare.as_ref().is_some_and(|c| c.outcome.is_none())
+    }
+
     pub fn notice(&self) -> Option<&Notice> {
         self.notice.as_ref()
     }
@@ -150,6 +164,11 @@ impl ScalelabApp {
             self.theme_applied = Some(self.state.theme);
         }
 
+        if let Some(job) = &mut self.compare
+            && job.poll()
+        {
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
         let mut commands = self.drain_events();
         commands.extend(self.shortcuts(&ctx));
         if let Some(c) = self
@@ -240,6 +259,29 @@ impl ScalelabApp {
                 ui.heading(RichText::new("scalelab").strong());
                 ui.label(RichText::new("how concurrency architectures scale").weak());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let compare = ui
+                        .add_enabled(
+                            !self.is_running(),
+                            egui::Button::new(if self.is_comparing() {
+                                "Comparing…"
+                            } else {
+                                "Compare with CPython…"
+                            }),
+                        )
+                        .on_hover_text(
+                            "The chapter's experiments on every backend and in real CPython, \
+                             side by side (takes a minute or two)",
+                        );
+                    if compare.clicked() {
+                        out.push(match (&self.compare, self.state.form.parse()) {
+                            (Some(_), _) if self.is_comparing() => Command::ShowCompare(true),
+                            (_, Ok(spec)) => {
+                                Command::StartCompare(spec.tasks, spec.numbers_per_task)
+                            }
+                            (_, Err(_)) => Command::StartCompare(8, 1_000_000),
+                        });
+                    }
+                    ui.separator();
                     if ui
                         .button("Save screenshot")
                         .on_hover_text("Write a PNG of the window into the export folder")
@@ -288,7 +330,8 @@ impl ScalelabApp {
             .show(ui, |ui| {
                 let cx = PanelContext {
                     cores: self.cores,
-                    running: self.is_running(),
+                    // A comparison measures too: runs would disturb it.
+                    running: self.is_running() || self.is_comparing(),
                 };
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     out.extend(controls::show(ui, &mut self.state.form, &cx));
@@ -312,6 +355,12 @@ impl ScalelabApp {
         egui::CentralPanel::default().show(ui, |ui| {
             live::show(ui, self.live.as_mut(), &mut self.state.live_options);
         });
+        if self.compare_open
+            && let Some(job) = &self.compare
+            && !compare_view::window(ui.ctx(), job)
+        {
+            out.push(Command::ShowCompare(false));
+        }
         out
     }
 
@@ -359,12 +408,27 @@ impl ScalelabApp {
             },
             Command::SetTheme(t) => self.state.theme = t,
             Command::FinishScript(outcome) => self.finish_script(outcome, ctx),
+            Command::StartCompare(tasks, numbers) => {
+                if self.is_running() || self.is_comparing() {
+                    self.error("Something is already measuring; wait for it to end.");
+                } else {
+                    self.compare =
+                        Some(CompareJob::start(tasks, numbers, self.options.clone(), ctx));
+                    self.compare_open = true;
+                    self.info("Comparing with CPython: every backend, then the chapter's scripts…");
+                }
+            }
+            Command::ShowCompare(open) => self.compare_open = open,
         }
         Vec::new()
     }
 
     fn start(&mut self, spec: RunSpec, ctx: &Context) -> Vec<Command> {
         if self.is_running() {
+            return Vec::new();
+        }
+        if self.is_comparing() {
+            self.error("The comparison with CPython is measuring; run when it is done.");
             return Vec::new();
         }
         let (repaint, pending) = (ctx.clone(), self.wake_pending.clone());
