@@ -324,17 +324,20 @@ fn a_corrupt_saved_state_starts_with_defaults_and_says_so() {
         fn flush(&mut self) {}
     }
     let store = Store(Some("{\"form\": 12".into()));
-    let app = ScalelabApp::from_storage(Some(&store), EngineOptions::default());
+    let backup = tempfile::tempdir().unwrap();
+    let app = ScalelabApp::from_storage(Some(&store), EngineOptions::default(), backup.path());
     assert_eq!(app.state, AppState::default());
     let mut h = harness(app);
     h.run_steps(2);
     h.get_by_label_contains("could not be read");
+    h.get_by_label_contains("A copy of it is in");
+    assert_eq!(std::fs::read_dir(backup.path()).unwrap().count(), 1);
 
     // What the app saves, it reads back.
     let mut store = Store(None);
     h.state_mut().state.form.workers = "5".into();
     eframe::App::save(h.state_mut(), &mut store);
-    let back = ScalelabApp::from_storage(Some(&store), EngineOptions::default());
+    let back = ScalelabApp::from_storage(Some(&store), EngineOptions::default(), backup.path());
     assert_eq!(back.state.form.workers, "5");
     assert!(back.notice().is_none());
 }

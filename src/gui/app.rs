@@ -104,10 +104,15 @@ impl ScalelabApp {
         }
     }
 
-    /// The app as it was left, from eframe's storage (defaults, with a notice, if unreadable).
-    pub fn from_storage(storage: Option<&dyn eframe::Storage>, options: EngineOptions) -> Self {
+    /// The app as it was left, from eframe's storage; if that is unreadable, the
+    /// defaults, a notice, and a copy of the bad state kept in `backup_dir`.
+    pub fn from_storage(
+        storage: Option<&dyn eframe::Storage>,
+        options: EngineOptions,
+        backup_dir: &std::path::Path,
+    ) -> Self {
         let stored = storage.and_then(|s| s.get_string(STATE_KEY));
-        let (state, problem) = AppState::from_stored(stored.as_deref());
+        let (state, problem) = AppState::from_stored_keeping(stored.as_deref(), backup_dir);
         let mut app = Self::new(state, options);
         if let Some(p) = problem {
             app.notice = Some(Notice {

@@ -53,7 +53,10 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
         Box::new(move |cc| {
             let app = match script {
                 Some(s) => ScalelabApp::scripted(Script::new(s), options, app_slot),
-                None => ScalelabApp::from_storage(cc.storage, options),
+                None => {
+                    let backup = eframe::storage_dir("scalelab").unwrap_or_else(std::env::temp_dir);
+                    ScalelabApp::from_storage(cc.storage, options, &backup)
+                }
             };
             Ok(Box::new(app))
         }),

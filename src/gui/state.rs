@@ -78,6 +78,31 @@ impl AppState {
         }
     }
 
+    /// Like `from_stored`, and keeps a copy of unreadable state in `backup_dir`
+    /// (so the history in it is not lost), saying where.
+    pub fn from_stored_keeping(
+        text: Option<&str>,
+        backup_dir: &std::path::Path,
+    ) -> (Self, Option<String>) {
+        let (state, problem) = Self::from_stored(text);
+        let (Some(problem), Some(text)) = (problem, text) else {
+            return (state, None);
+        };
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = backup_dir.join(format!("scalelab-state-unreadable-{secs}.json"));
+        let kept = std::fs::create_dir_all(backup_dir).and_then(|()| std::fs::write(&path, text));
+        let note = match kept {
+            Ok(()) => format!("{problem} A copy of it is in {}.", path.display()),
+            Err(e) => format!(
+                "{problem} Keeping a copy in {} failed: {e}.",
+                path.display()
+            ),
+        };
+        (state, Some(note))
+    }
+
     /// What gets written to storage: the history without its bulky timelines.
     pub fn to_stored(&self) -> String {
         let slim = AppState {
@@ -148,6 +173,24 @@ mod tests {
         assert_eq!(state, AppState::default());
         assert!(problem.unwrap().contains("could not be read"));
         assert_eq!(AppState::from_stored(None).1, None);
+    }
+
+    #[test]
+    fn unreadable_state_is_kept_in_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, problem) =
+            AppState::from_stored_keeping(Some("{\"history\": [1, 2"), dir.path());
+        assert_eq!(state, AppState::default());
+        let problem = problem.unwrap();
+        assert!(problem.contains("A copy of it is in"), "{problem}");
+        let copies: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(copies.len(), 1);
+        let kept = std::fs::read_to_string(copies[0].as_ref().unwrap().path()).unwrap();
+        assert_eq!(kept, "{\"history\": [1, 2");
+        // Readable state leaves no copy.
+        let (_, none) = AppState::from_stored_keeping(Some("{}"), dir.path());
+        assert_eq!(none, None);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
