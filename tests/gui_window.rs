@@ -57,7 +57,7 @@ fn scripted_mode_runs_and_saves_a_real_screenshot() {
 fn scripted_mode_refuses_bad_input_before_opening_a_window() {
     let bin = env!("CARGO_BIN_EXE_scalelab");
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["--run", "threads:0"], "workers: must be at least 1"),
         (&["--run", "nosuch:3"], "unknown backend `nosuch`"),
         (
@@ -68,6 +68,11 @@ fn scripted_mode_refuses_bad_input_before_opening_a_window() {
                 "/nonexistent-dir/x.png",
             ],
             "folder /nonexistent-dir does not exist",
+        ),
+        // A folder nobody can write to, not even root: /proc is a read-only file system.
+        (
+            &["--run", "threads:1", "--screenshot", "/proc/x.png"],
+            "cannot write the screenshot to /proc/x.png",
         ),
     ];
     for (args, message) in cases {
