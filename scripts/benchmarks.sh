@@ -47,6 +47,8 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "process's threads, open descriptors, children and resident memory after the first run"
   echo "and after the last."
   echo
+} >> "$tmp/bench.md"
+{
   for mode in "" "--cli"; do
     echo '```'
     echo "$bin soak --runs 500 $mode"
@@ -61,7 +63,18 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   "$bin" faults --cases 300 --seed 1 | python3 scripts/figures.py faults
   echo
-} >> "$tmp/bench.md"
+} > "$tmp/reliability.md"
+cat "$tmp/reliability.md" >> "$tmp/bench.md"
+# The same figures go into docs/RELIABILITY.md, between its markers.
+python3 - "$tmp/reliability.md" <<'PY'
+import re, sys
+figures = open(sys.argv[1]).read()
+doc = open("docs/RELIABILITY.md").read()
+begin, end = "<!-- figures:begin -->", "<!-- figures:end -->"
+block = f"{begin}\n{figures.rstrip()}\n{end}"
+doc = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, doc, flags=re.S)
+open("docs/RELIABILITY.md", "w").write(doc)
+PY
 
 if [ -x scripts/bench_gui.sh ]; then
   {
