@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use super::InFlight;
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
-use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::metrics::clocks::{CpuTimes, child_exited as exited, kill_child as kill, reap_child};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
 /// How many times a task may be re-run after its worker died.
@@ -308,28 +308,6 @@ impl<'a> Pool<'a> {
                 let _ = r.join();
             }
         }
-    }
-}
-
-fn kill(pid: u32) {
-    // SAFETY: signalling our own unreaped child, whose pid cannot have been reused.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-}
-
-/// True when child `pid` has exited (it stays a zombie until reaped).
-fn exited(pid: u32) -> bool {
-    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        ) == 0
-            && info.si_pid() != 0
     }
 }
 

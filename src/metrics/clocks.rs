@@ -90,6 +90,30 @@ impl std::fmt::Display for ChildExit {
     }
 }
 
+/// SIGKILLs child `pid`. Only for a child not yet reaped, whose pid cannot
+/// have been reused.
+pub fn kill_child(pid: u32) {
+    // SAFETY: signalling our own unreaped child.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// True when child `pid` has exited (it stays a zombie until reaped).
+pub fn child_exited(pid: u32) -> bool {
+    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() != 0
+    }
+}
+
 /// Waits for child `pid` to end and returns how it ended and the CPU it used.
 /// Unlike `Child::wait`, this reports the child's own resource usage.
 pub fn reap_child(pid: u32) -> Option<(ChildExit, CpuTimes)> {

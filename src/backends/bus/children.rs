@@ -80,25 +80,3 @@ pub fn host_name() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
-
-pub(super) fn kill(pid: u32) {
-    // SAFETY: signalling our own unreaped child, whose pid cannot have been reused.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-}
-
-/// True when child `pid` has exited (it stays a zombie until reaped).
-pub(super) fn exited(pid: u32) -> bool {
-    // SAFETY: waitid with WNOWAIT only peeks; the child is reaped later.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        ) == 0
-            && info.si_pid() != 0
-    }
-}

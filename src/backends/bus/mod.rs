@@ -13,8 +13,9 @@ mod children;
 mod inbox;
 pub mod worker;
 
+use crate::metrics::clocks::{child_exited as exited, kill_child as kill};
+use children::LocalChild;
 pub use children::host_name;
-use children::{LocalChild, exited, kill};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

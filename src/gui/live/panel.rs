@@ -97,31 +97,10 @@ fn gil_lanes(ui: &mut Ui, live: &LiveRun, height: f32) {
             bars.push(bar(w, p));
         }
     }
-    Plot::new("gil_lanes")
-        .x_grid_spacer(time_grid)
-        .x_axis_formatter(step_tick)
-        .height(height.max(40.0))
-        .include_y(-0.5)
-        .include_y(lanes as f64 - 0.5)
-        .x_axis_label("time [s]")
-        .y_axis_label("holder")
-        .invert_y(true)
-        .y_grid_spacer(egui_plot::uniform_grid_spacer(move |_| {
-            let step = lane_step(lanes);
-            [step, step * 5.0, step * 10.0]
-        }))
-        .y_axis_formatter(|m, _| {
-            if m.value.fract() == 0.0 && m.value >= 0.0 {
-                format!("{}", m.value as i64)
-            } else {
-                String::new()
-            }
-        })
-        .show_grid([true, false])
-        .show(ui, |p| {
-            p.set_plot_bounds_x(time_span(live));
-            p.bar_chart(BarChart::new("GIL holds", bars).horizontal());
-        });
+    lanes_plot("gil_lanes", lanes, height.max(40.0), "holder").show(ui, |p| {
+        p.set_plot_bounds_x(time_span(live));
+        p.bar_chart(BarChart::new("GIL holds", bars).horizontal());
+    });
 }
 
 fn header(ui: &mut Ui, live: &LiveRun) {
@@ -456,14 +435,22 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
             );
         }
     }
-    Plot::new("timeline")
+    lanes_plot("timeline", lanes, (height - 24.0).max(40.0), "worker").show(ui, |p| {
+        p.set_plot_bounds_x(time_span(live));
+        p.bar_chart(BarChart::new("tasks", bars).horizontal());
+    });
+}
+
+/// A time chart with one horizontal lane per worker, numbered from the top.
+fn lanes_plot(id: &str, lanes: usize, height: f32, y_label: &str) -> Plot<'static> {
+    Plot::new(id)
         .x_grid_spacer(time_grid)
         .x_axis_formatter(step_tick)
-        .height((height - 24.0).max(40.0))
+        .height(height)
         .include_y(-0.5)
         .include_y(lanes as f64 - 0.5)
         .x_axis_label("time [s]")
-        .y_axis_label("worker")
+        .y_axis_label(y_label.to_string())
         .invert_y(true)
         .y_grid_spacer(egui_plot::uniform_grid_spacer(move |_| {
             let step = lane_step(lanes);
@@ -477,10 +464,6 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
             }
         })
         .show_grid([true, false])
-        .show(ui, |p| {
-            p.set_plot_bounds_x(time_span(live));
-            p.bar_chart(BarChart::new("tasks", bars).horizontal());
-        });
 }
 
 fn task_bar(lane: f64, (start, end, task, count): (f64, f64, u32, u32), width: f64) -> Bar {
