@@ -122,7 +122,9 @@ impl<'a> Pool<'a> {
         let child = spawn_child(self.ctx, slot, worker, &self.tx)?;
         self.next_worker += 1;
         self.children.push(child);
-        Ok(())
+        // Its first task goes down the pipe at once: the child finds it as soon
+        // as it has started, while the next children are still being spawned.
+        self.feed(slot)
     }
 
     /// Gives the child at `slot` its next task, or closes its input when none is left.
@@ -159,7 +161,11 @@ impl<'a> Pool<'a> {
                     kind: WorkerKind::Process,
                     os_id: pid,
                 });
-                self.feed(slot)
+                if self.children[slot].task.is_none() {
+                    self.feed(slot)
+                } else {
+                    Ok(())
+                }
             }
             FromChild::Msg(slot, Message::Progress { task, done, cpu_ns }) => {
                 let per_task = self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64;
