@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::engine::event::Event;
-use crate::engine::spec::{BackendKind, RunSpec};
+use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, start};
 use crate::workload::cpu::{bare_loop_sum, task_sum};
 
@@ -64,12 +64,17 @@ fn ns_per_number(numbers: u64, f: fn(u64, u64, u64) -> u64) -> f64 {
 }
 
 fn start_cost(backend: BackendKind, options: &EngineOptions) -> Result<f64, String> {
-    // Tasks long enough that every worker must start; cancelled once they have.
+    // Tasks that wait (one slow request each), so that every worker must start
+    // and none competes for the cores with the others' start; cancelled once started.
     let spec = RunSpec {
         backend,
+        workload: WorkloadKind::Io,
         workers: 8,
         tasks: 8,
-        numbers_per_task: 100_000_000_000,
+        io: IoParams {
+            requests: 1,
+            latency_ms: 10_000,
+        },
         ..RunSpec::default()
     };
     let t = Instant::now();
