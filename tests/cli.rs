@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 
 use scalelab::metrics::clocks::reap_child;
+use scalelab::reliability::procinfo;
 use scalelab::workload::cpu::task_sum;
 use serde_json::Value;
 
@@ -204,19 +205,9 @@ fn bad_input_is_refused_with_a_message_and_a_failing_status() {
 
 /// Pids of the processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    // The fields after the ")" that closes the command name: state, ppid, ...
-                    let rest = &s[s.rfind(')')? + 2..];
-                    rest.split(' ').nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
+    procinfo::children_of(pid)
+        .into_iter()
+        .map(|(p, _)| p)
         .collect()
 }
 
@@ -253,13 +244,7 @@ fn killing_the_cli_ends_its_worker_processes_within_a_second() {
     reap_child(pid).unwrap();
     let killed = std::time::Instant::now();
     // A worker that died but waits to be reaped by its new parent (init) counts as gone.
-    let running = |w: &u32| {
-        std::fs::read_to_string(format!("/proc/{w}/stat"))
-            .ok()
-            .and_then(|s| s[s.rfind(')')? + 2..].chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    };
-    while workers.iter().any(running) {
+    while workers.iter().any(|w| procinfo::is_running(*w)) {
         assert!(
             killed.elapsed() < std::time::Duration::from_secs(1),
             "workers {workers:?} outlived their master by a second"
