@@ -395,3 +395,38 @@ fn the_comparison_with_cpython_runs_from_a_button_and_shows_its_result() {
     h.get_by_label("The claims, checked");
     h.get_by_label("Copy as Markdown");
 }
+
+#[test]
+fn the_folder_dialog_never_blocks_the_window_and_its_answer_is_reported() {
+    // Here (Xvfb, no desktop portal) the native dialog cannot open: the app
+    // must keep drawing frames meanwhile and say so, keeping the folder as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    let before = h.state().state.export_dir.clone();
+    h.get_by_label("Choose…").click();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        h.run_steps(1);
+        let notice = h
+            .state()
+            .notice()
+            .map(|n| n.text.clone())
+            .unwrap_or_default();
+        if notice.contains("No folder chosen") || notice.contains("now go to") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dialog's answer never came: {notice}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if h.state()
+        .notice()
+        .unwrap()
+        .text
+        .contains("No folder chosen")
+    {
+        assert_eq!(h.state().state.export_dir, before);
+    }
+}

@@ -50,6 +50,8 @@ pub enum Command {
     StartCompare(u32, u64),
     /// Show or hide the comparison window.
     ShowCompare(bool),
+    /// Open the desktop's folder dialog for the export folder.
+    ChooseExportFolder,
 }
 
 /// A line in the status bar: a confirmation, or an error.
@@ -80,6 +82,8 @@ pub struct ScalelabApp {
     theme_applied: Option<ThemeChoice>,
     compare: Option<CompareJob>,
     compare_open: bool,
+    /// The folder dialog, open on its own thread: what it answers arrives here.
+    folder_dialog: Option<crossbeam_channel::Receiver<Option<PathBuf>>>,
 }
 
 impl ScalelabApp {
@@ -101,6 +105,7 @@ impl ScalelabApp {
             theme_applied: None,
             compare: None,
             compare_open: false,
+            folder_dialog: None,
         }
     }
 
@@ -174,6 +179,7 @@ impl ScalelabApp {
         {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
+        self.poll_folder_dialog(&ctx);
         let mut commands = self.drain_events();
         commands.extend(self.shortcuts(&ctx));
         if let Some(c) = self
@@ -424,6 +430,7 @@ impl ScalelabApp {
                 }
             }
             Command::ShowCompare(open) => self.compare_open = open,
+            Command::ChooseExportFolder => self.open_folder_dialog(ctx),
         }
         Vec::new()
     }
@@ -464,6 +471,60 @@ impl ScalelabApp {
                     .and_then(|s| s.on_run_refused(&e.to_string()))
                     .into_iter()
                     .collect()
+            }
+        }
+    }
+
+    /// Opens the desktop's native folder dialog (XDG portal) on its own thread,
+    /// starting at the current export folder; the UI thread never waits for it.
+    fn open_folder_dialog(&mut self, ctx: &Context) {
+        if self.folder_dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let start = PathBuf::from(self.state.export_dir.trim());
+        let repaint = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("scalelab-dialog".into())
+            .spawn(move || {
+                let mut dialog = rfd::FileDialog::new().set_title("Export folder");
+                if start.is_dir() {
+                    dialog = dialog.set_directory(&start);
+                }
+                let _ = tx.send(dialog.pick_folder());
+                repaint.request_repaint();
+            });
+        match spawned {
+            Ok(_) => {
+                self.folder_dialog = Some(rx);
+                self.info("Choose the export folder in the dialog…");
+            }
+            Err(e) => self.error(format!("Cannot open the folder dialog: {e}")),
+        }
+    }
+
+    fn poll_folder_dialog(&mut self, ctx: &Context) {
+        let Some(rx) = &self.folder_dialog else {
+            return;
+        };
+        match rx.try_recv() {
+            Ok(Some(dir)) => {
+                self.state.export_dir = dir.display().to_string();
+                self.info(format!(
+                    "Exports and screenshots now go to {}.",
+                    dir.display()
+                ));
+                self.folder_dialog = None;
+            }
+            Ok(None) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.error(
+                    "No folder chosen. (Without an XDG desktop portal no dialog can open: \
+                     type the folder instead.)",
+                );
+                self.folder_dialog = None;
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                ctx.request_repaint_after(Duration::from_millis(200));
             }
         }
     }

@@ -173,6 +173,13 @@ pub fn show(
         let l = ui.label("Export folder");
         ui.add(egui::TextEdit::singleline(export_dir).desired_width(180.0))
             .labelled_by(l.id);
+        if ui
+            .button("Choose…")
+            .on_hover_text("Pick the export folder in the desktop's file dialog")
+            .clicked()
+        {
+            command = Some(Command::ChooseExportFolder);
+        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui
                 .add_enabled(
