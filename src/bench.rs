@@ -81,9 +81,10 @@ pub struct BenchReport {
     pub models: Option<ModelsReport>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (0 for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
 fn ns_per_number(numbers: u64, f: impl Fn(u64, u64, u64) -> u64) -> f64 {
@@ -92,17 +93,23 @@ fn ns_per_number(numbers: u64, f: impl Fn(u64, u64, u64) -> u64) -> f64 {
     t.elapsed().as_nanos() as f64 / numbers as f64
 }
 
+/// The kernel's and the bare generator loop's ns per number on one core:
+/// medians of `repeats` timings of `numbers` each, after a warm-up, taken in
+/// turn so that both see the same machine noise.
+pub(crate) fn kernel_vs_bare(numbers: u64, repeats: usize) -> (f64, f64) {
+    let (mut kernel, mut bare) = (Vec::new(), Vec::new());
+    ns_per_number(numbers / 10, task_sum);
+    for _ in 0..repeats.max(1) {
+        kernel.push(ns_per_number(numbers, task_sum));
+        bare.push(ns_per_number(numbers, bare_loop_sum));
+    }
+    (median(kernel), median(bare))
+}
+
 /// Runs the whole benchmark; `progress` hears what is being measured.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchReport, String> {
     progress("kernel vs bare loop (one core)");
-    let (mut kernel, mut bare) = (Vec::new(), Vec::new());
-    // Warm up, then alternate so that both see the same machine noise.
-    ns_per_number(cfg.kernel_numbers / 10, task_sum);
-    for _ in 0..cfg.repeats.max(1) {
-        kernel.push(ns_per_number(cfg.kernel_numbers, task_sum));
-        bare.push(ns_per_number(cfg.kernel_numbers, bare_loop_sum));
-    }
-    let (kernel, bare) = (median(kernel), median(bare));
+    let (kernel, bare) = kernel_vs_bare(cfg.kernel_numbers, cfg.repeats);
 
     let cores = core_count();
     let tasks = 8 * cfg.max_workers.max(1);

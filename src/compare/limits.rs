@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::bench::{kernel_vs_bare, median};
 use crate::engine::event::Event;
 use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, start};
-use crate::workload::cpu::{bare_loop_sum, task_sum};
 
 /// Cycles per number the kernel could reach at best, by this reasoning:
 /// one xoshiro256++ step is ~11 simple integer operations on a dependency
@@ -42,11 +42,6 @@ pub struct Limits {
     pub backends: Vec<BackendLimits>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// The highest `cpu MHz` in /proc/cpuinfo.
 fn cpu_mhz() -> f64 {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -55,12 +50,6 @@ fn cpu_mhz() -> f64 {
         .filter(|l| l.starts_with("cpu MHz"))
         .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
         .fold(0.0, f64::max)
-}
-
-fn ns_per_number(numbers: u64, f: fn(u64, u64, u64) -> u64) -> f64 {
-    let t = Instant::now();
-    std::hint::black_box(f(std::hint::black_box(42), 0, numbers));
-    t.elapsed().as_nanos() as f64 / numbers as f64
 }
 
 fn start_cost(backend: BackendKind, options: &EngineOptions) -> Result<f64, String> {
@@ -126,13 +115,7 @@ fn cancel_latency(backend: BackendKind, options: &EngineOptions) -> Result<f64, 
 
 /// Measures the limits for `backends`.
 pub fn measure(options: &EngineOptions, backends: &[BackendKind]) -> Result<Limits, String> {
-    let n = 100_000_000;
-    ns_per_number(n / 10, task_sum);
-    let (mut k, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        k.push(ns_per_number(n, task_sum));
-        b.push(ns_per_number(n, bare_loop_sum));
-    }
+    let (kernel, bare) = kernel_vs_bare(100_000_000, 5);
     let mhz = cpu_mhz();
     let mut out = Vec::new();
     for &backend in backends {
@@ -150,8 +133,8 @@ pub fn measure(options: &EngineOptions, backends: &[BackendKind]) -> Result<Limi
         });
     }
     Ok(Limits {
-        kernel_ns_per_number: median(k),
-        bare_loop_ns_per_number: median(b),
+        kernel_ns_per_number: kernel,
+        bare_loop_ns_per_number: bare,
         cpu_mhz: mhz,
         ceiling_ns_per_number: if mhz > 0.0 {
             CEILING_CYCLES_PER_NUMBER * 1e3 / mhz

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::bench::median;
 use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::latency_server::LatencyServer;
@@ -129,11 +130,6 @@ pub struct CompareReport {
     pub limits: Option<limits::Limits>,
     /// What was left out, and why.
     pub notes: Vec<String>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
 /// Repetitions of one cell: (wall, user, sys, %CPU) each time.

@@ -114,6 +114,20 @@ pub struct BackendOutcome {
     pub gil: Option<crate::backends::gil::GilReport>,
 }
 
+impl BackendOutcome {
+    /// A run that failed before any task ran.
+    pub fn failed(why: String) -> Self {
+        Self {
+            records: Vec::new(),
+            cpu: CpuTimes::default(),
+            ending: Ending::Failed(why),
+            workers_lost: 0,
+            latencies_ms: Vec::new(),
+            gil: None,
+        }
+    }
+}
+
 /// A run in progress: its event stream and the means to stop it.
 pub struct RunHandle {
     pub events: Receiver<Event>,
@@ -240,14 +254,7 @@ fn control(mut ctx: RunContext) {
     };
     let outcome = match server_error {
         None => backends::run(&ctx),
-        Some(why) => BackendOutcome {
-            records: Vec::new(),
-            cpu: CpuTimes::default(),
-            ending: Ending::Failed(why),
-            workers_lost: 0,
-            latencies_ms: Vec::new(),
-            gil: None,
-        },
+        Some(why) => BackendOutcome::failed(why),
     };
     let wall_s = ctx.now_s();
     drop(server);

@@ -387,14 +387,7 @@ fn reported_cpu(ns: u64) -> CpuTimes {
 /// Runs every task on the bus: `workers - remote_workers` local children plus
 /// whoever joins with the token.
 pub fn run(ctx: &RunContext) -> BackendOutcome {
-    let failed = |why: String| BackendOutcome {
-        records: Vec::new(),
-        cpu: CpuTimes::default(),
-        ending: Ending::Failed(why),
-        workers_lost: 0,
-        latencies_ms: Vec::new(),
-        gil: None,
-    };
+    let failed = BackendOutcome::failed;
     let params = &ctx.spec.bus;
     let token = match params.token.clone().map_or_else(fresh_token, Ok) {
         Ok(t) => t,
