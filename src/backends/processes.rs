@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use super::InFlight;
 use crate::engine::event::{Event, TaskRecord, WorkerKind};
 use crate::engine::{BackendOutcome, Ending, RunContext};
-use crate::metrics::clocks::{CpuTimes, child_exited as exited, kill_child as kill, reap_child};
+use crate::metrics::clocks::{CpuTimes, kill_child as kill, reap_child, wait_child_exited};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
 /// How many times a task may be re-run after its worker died.
@@ -300,8 +300,8 @@ impl<'a> Pool<'a> {
         }
         let deadline = Instant::now() + EXIT_GRACE;
         for c in self.children.iter_mut().filter(|c| c.alive) {
-            while graceful && Instant::now() < deadline && !exited(c.pid) {
-                std::thread::sleep(Duration::from_millis(1));
+            if graceful {
+                wait_child_exited(c.pid, deadline);
             }
             kill(c.pid);
             if let Some((_, cpu)) = reap_child(c.pid) {

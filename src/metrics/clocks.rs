@@ -1,6 +1,6 @@
 //! CPU clocks of threads and child processes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// User and system CPU time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -114,6 +114,40 @@ pub fn child_exited(pid: u32) -> bool {
     }
 }
 
+/// Waits until child `pid` has exited or `deadline` has passed; true if it
+/// exited. Sleeps in the kernel on a pidfd, which becomes readable the moment
+/// the child ends, so a shutdown learns of each exit at once rather than at
+/// its next poll. The child is left for `reap_child`.
+pub fn wait_child_exited(pid: u32, deadline: Instant) -> bool {
+    // SAFETY: pidfd_open on our own unreaped child, whose pid cannot be reused.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
+    if fd < 0 {
+        // No pidfds (Linux before 5.3): peek every millisecond instead.
+        while Instant::now() < deadline && !child_exited(pid) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        return child_exited(pid);
+    }
+    let exited = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes the one pollfd we own.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc > 0 || child_exited(pid);
+    };
+    // SAFETY: closing the pidfd opened above.
+    unsafe { libc::close(fd) };
+    exited
+}
+
 /// Waits for child `pid` to end and returns how it ended and the CPU it used.
 /// Unlike `Child::wait`, this reports the child's own resource usage.
 pub fn reap_child(pid: u32) -> Option<(ChildExit, CpuTimes)> {
@@ -186,5 +220,43 @@ mod tests {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         let (exit, _) = reap_child(pid).unwrap();
         assert_eq!(exit, ChildExit::Signal(libc::SIGKILL));
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by reap_child
+    fn waits_for_an_exit_and_gives_up_at_the_deadline() {
+        let quick = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        assert!(wait_child_exited(
+            quick.id(),
+            Instant::now() + Duration::from_secs(30)
+        ));
+        assert_eq!(reap_child(quick.id()).unwrap().0, ChildExit::Code(3));
+
+        let slow = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let asked = Instant::now();
+        assert!(!wait_child_exited(
+            slow.id(),
+            asked + Duration::from_millis(50)
+        ));
+        assert!(asked.elapsed() >= Duration::from_millis(50));
+        assert!(
+            !child_exited(slow.id()),
+            "a running child must not look exited"
+        );
+        kill_child(slow.id());
+        assert!(wait_child_exited(
+            slow.id(),
+            Instant::now() + Duration::from_secs(30)
+        ));
+        assert_eq!(
+            reap_child(slow.id()).unwrap().0,
+            ChildExit::Signal(libc::SIGKILL)
+        );
     }
 }

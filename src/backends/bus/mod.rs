@@ -13,7 +13,7 @@ mod children;
 mod inbox;
 pub mod worker;
 
-use crate::metrics::clocks::{child_exited as exited, kill_child as kill};
+use crate::metrics::clocks::{child_exited as exited, kill_child as kill, wait_child_exited};
 use children::LocalChild;
 pub use children::host_name;
 
@@ -335,8 +335,8 @@ impl<'a> Master<'a> {
         }
         let deadline = Instant::now() + EXIT_GRACE;
         for c in self.children.iter_mut().filter(|c| c.alive) {
-            while graceful && Instant::now() < deadline && !exited(c.pid) {
-                std::thread::sleep(Duration::from_millis(1));
+            if graceful {
+                wait_child_exited(c.pid, deadline);
             }
             kill(c.pid);
             if let Some((_, cpu)) = reap_child(c.pid) {
