@@ -308,11 +308,21 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
     let mut cores = CoreSampler::new();
     let mut out = Vec::new();
     let (mut last_t, mut last_cpu, mut last_n, mut last_r) = (0.0, 0u64, 0u64, 0u64);
+    // Fixed deadlines, not a timeout after each sample: the time a sample takes
+    // (reading /proc/stat, sending the event) must not stretch the period.
+    let mut next = Instant::now() + SAMPLE_PERIOD;
     loop {
         let closed = !matches!(
-            stop.recv_timeout(SAMPLE_PERIOD),
+            stop.recv_deadline(next),
             Err(crossbeam_channel::RecvTimeoutError::Timeout)
         );
+        next += SAMPLE_PERIOD;
+        // After a stall longer than a period (a starved thread, a suspended
+        // laptop), start afresh rather than fire a burst of catch-up samples.
+        let now = Instant::now();
+        if next + SAMPLE_PERIOD < now {
+            next = now + SAMPLE_PERIOD;
+        }
         let t = ctx.now_s();
         let cpu = ctx.meter.total_cpu_ns();
         let n = ctx.meter.total_numbers();
