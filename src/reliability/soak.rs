@@ -135,6 +135,25 @@ fn growth(from: &Resources, to: &Resources) -> f64 {
     100.0 * (to.rss_kib as f64 - from.rss_kib as f64) / from.rss_kib.max(1) as f64
 }
 
+/// A snapshot once threads, descriptors and children are back to `baseline`,
+/// or after half a second. `pthread_join` returns as soon as the kernel clears
+/// the thread's id, a moment before the thread leaves `/proc/self/task`, so a
+/// thread the last run has just joined (libzmq's I/O thread, say) can still be
+/// counted; a leaked one stays.
+fn settled_snapshot(baseline: &Resources) -> Resources {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        let now = snapshot();
+        let settled = now.threads <= baseline.threads
+            && now.fds <= baseline.fds
+            && now.children <= baseline.children;
+        if settled || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn finish(
     runs: usize,
     failures: Vec<String>,
@@ -143,9 +162,9 @@ fn finish(
     halfway: Option<Resources>,
 ) -> SoakReport {
     let after_first_run = first.expect("at least one run");
-    let after_soak = snapshot();
     // A soak shorter than a round compares with its first run.
     let after_first_round = first_round.unwrap_or(after_first_run);
+    let after_soak = settled_snapshot(&after_first_round);
     let halfway = halfway.unwrap_or(after_first_round);
     SoakReport {
         runs: runs.max(1),
