@@ -1,5 +1,7 @@
 //! Many runs back to back, then a look at what the process still holds.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use super::procinfo::{Resources, snapshot};
@@ -32,6 +34,23 @@ pub struct SoakReport {
 }
 
 impl SoakReport {
+    /// The report from its snapshots: after the first run, the first round,
+    /// halfway, and the end.
+    fn from_snapshots(runs: usize, failures: Vec<String>, at: [Resources; 4]) -> Self {
+        let [after_first_run, after_first_round, halfway, after_soak] = at;
+        SoakReport {
+            runs,
+            failures,
+            rss_growth_percent: growth(&after_first_round, &after_soak),
+            rss_growth_second_half_percent: growth(&halfway, &after_soak),
+            rss_growth_since_first_run_percent: growth(&after_first_run, &after_soak),
+            after_first_run,
+            after_first_round,
+            halfway,
+            after_soak,
+        }
+    }
+
     /// True when nothing failed, no thread, descriptor or child was left
     /// behind, and resident memory levelled off: under 3 % growth over the
     /// second half (a leak of 1 KiB a run gives about 5 % over 250 runs) and
@@ -70,9 +89,7 @@ pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
 /// another, and compares this process's resources after the first and the last.
 pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) -> SoakReport {
     let mut failures = Vec::new();
-    let mut first = None;
-    let mut first_round = None;
-    let mut halfway = None;
+    let mut checkpoints = Checkpoints::new(runs, backends);
     for i in 0..runs.max(1) {
         let s = soak_spec(i, backends);
         let out = std::process::Command::new(exe)
@@ -113,17 +130,9 @@ pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) ->
             )),
             Err(e) => failures.push(format!("{what}: cannot start: {e}")),
         }
-        if i == 0 {
-            first = Some(snapshot());
-        }
-        if i + 1 == round(backends) {
-            first_round = Some(snapshot());
-        }
-        if i + 1 == runs / 2 && i + 1 > round(backends) {
-            halfway = Some(snapshot());
-        }
+        checkpoints.after_run(i);
     }
-    finish(runs, failures, first, first_round, halfway)
+    checkpoints.finish(runs, failures)
 }
 
 /// Runs in one round: every backend with every workload once.
@@ -135,47 +144,71 @@ fn growth(from: &Resources, to: &Resources) -> f64 {
     100.0 * (to.rss_kib as f64 - from.rss_kib as f64) / from.rss_kib.max(1) as f64
 }
 
+/// The snapshots a soak takes as it goes: after its first run, its first
+/// round and its halfway run.
+struct Checkpoints {
+    round: usize,
+    half: usize,
+    first: Option<Resources>,
+    first_round: Option<Resources>,
+    halfway: Option<Resources>,
+}
+
+impl Checkpoints {
+    fn new(runs: usize, backends: &[BackendKind]) -> Self {
+        Self {
+            round: round(backends),
+            half: runs / 2,
+            first: None,
+            first_round: None,
+            halfway: None,
+        }
+    }
+
+    /// Takes whichever snapshot falls after run `i` (counted from 0).
+    fn after_run(&mut self, i: usize) {
+        let done = i + 1;
+        if i == 0 {
+            self.first = Some(snapshot());
+        }
+        if done == self.round {
+            self.first_round = Some(snapshot());
+        }
+        if done == self.half && done > self.round {
+            self.halfway = Some(snapshot());
+        }
+    }
+
+    fn finish(self, runs: usize, failures: Vec<String>) -> SoakReport {
+        let after_first_run = self.first.expect("at least one run");
+        // A soak shorter than a round compares with its first run.
+        let after_first_round = self.first_round.unwrap_or(after_first_run);
+        let halfway = self.halfway.unwrap_or(after_first_round);
+        let after_soak = settled_snapshot(&after_first_round);
+        SoakReport::from_snapshots(
+            runs.max(1),
+            failures,
+            [after_first_run, after_first_round, halfway, after_soak],
+        )
+    }
+}
+
 /// A snapshot once threads, descriptors and children are back to `baseline`,
 /// or after half a second. `pthread_join` returns as soon as the kernel clears
 /// the thread's id, a moment before the thread leaves `/proc/self/task`, so a
 /// thread the last run has just joined (libzmq's I/O thread, say) can still be
 /// counted; a leaked one stays.
 fn settled_snapshot(baseline: &Resources) -> Resources {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_millis(500);
     loop {
         let now = snapshot();
         let settled = now.threads <= baseline.threads
             && now.fds <= baseline.fds
             && now.children <= baseline.children;
-        if settled || std::time::Instant::now() >= deadline {
+        if settled || Instant::now() >= deadline {
             return now;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-fn finish(
-    runs: usize,
-    failures: Vec<String>,
-    first: Option<Resources>,
-    first_round: Option<Resources>,
-    halfway: Option<Resources>,
-) -> SoakReport {
-    let after_first_run = first.expect("at least one run");
-    // A soak shorter than a round compares with its first run.
-    let after_first_round = first_round.unwrap_or(after_first_run);
-    let after_soak = settled_snapshot(&after_first_round);
-    let halfway = halfway.unwrap_or(after_first_round);
-    SoakReport {
-        runs: runs.max(1),
-        failures,
-        rss_growth_percent: growth(&after_first_round, &after_soak),
-        rss_growth_second_half_percent: growth(&halfway, &after_soak),
-        rss_growth_since_first_run_percent: growth(&after_first_run, &after_soak),
-        after_first_run,
-        after_first_round,
-        halfway,
-        after_soak,
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -183,9 +216,7 @@ fn finish(
 /// first run with those after the last.
 pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> SoakReport {
     let mut failures = Vec::new();
-    let mut first = None;
-    let mut first_round = None;
-    let mut halfway = None;
+    let mut checkpoints = Checkpoints::new(runs, backends);
     for i in 0..runs.max(1) {
         let spec = soak_spec(i, backends);
         let what = format!(
@@ -204,17 +235,9 @@ pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> S
             Ok(r) => failures.push(format!("{what}: {}", r.reason.unwrap_or_default())),
             Err(e) => failures.push(format!("{what}: {e}")),
         }
-        if i == 0 {
-            first = Some(snapshot());
-        }
-        if i + 1 == round(backends) {
-            first_round = Some(snapshot());
-        }
-        if i + 1 == runs / 2 && i + 1 > round(backends) {
-            halfway = Some(snapshot());
-        }
+        checkpoints.after_run(i);
     }
-    finish(runs, failures, first, first_round, halfway)
+    checkpoints.finish(runs, failures)
 }
 
 #[cfg(test)]
@@ -228,17 +251,11 @@ mod tests {
             children: 0,
             rss_kib,
         };
-        SoakReport {
-            runs: 500,
-            failures: vec![],
-            after_first_run: at(first_round),
-            after_first_round: at(first_round),
-            halfway: at(halfway),
-            after_soak: at(end),
-            rss_growth_percent: growth(&at(first_round), &at(end)),
-            rss_growth_second_half_percent: growth(&at(halfway), &at(end)),
-            rss_growth_since_first_run_percent: growth(&at(first_round), &at(end)),
-        }
+        SoakReport::from_snapshots(
+            500,
+            vec![],
+            [at(first_round), at(first_round), at(halfway), at(end)],
+        )
     }
 
     #[test]
