@@ -1,5 +1,7 @@
 //! What this process holds: threads, open descriptors, children, resident memory.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 /// A snapshot of the process's resources.
@@ -62,9 +64,46 @@ pub fn snapshot() -> Resources {
     }
 }
 
+/// Looks with `look` until what it sees is `settled`, or `within` has passed;
+/// returns the last look. `pthread_join` returns as soon as the kernel clears
+/// the thread's id, a moment before the thread leaves `/proc/self/task`, so a
+/// thread a run has just joined (its latency service, libzmq's I/O thread) can
+/// still be listed; a leaked one stays past any window.
+pub fn settle<T>(within: Duration, mut look: impl FnMut() -> T, settled: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = look();
+        if settled(&now) || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settle_looks_until_settled_and_gives_up_after_the_window() {
+        let mut looks = 0;
+        let seen = settle(
+            Duration::from_secs(30),
+            || {
+                looks += 1;
+                looks
+            },
+            |n| *n == 3,
+        );
+        assert_eq!(seen, 3, "it stops at the first settled look");
+        let asked = Instant::now();
+        let seen = settle(Duration::from_millis(30), || "leaked", |s| s.is_empty());
+        assert_eq!(
+            seen, "leaked",
+            "it returns the last look when nothing settles"
+        );
+        assert!(asked.elapsed() >= Duration::from_millis(30));
+    }
 
     #[test]
     #[allow(clippy::zombie_processes)] // reaped below with reap_child

@@ -1,10 +1,10 @@
 //! Many runs back to back, then a look at what the process still holds.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::procinfo::{Resources, snapshot};
+use super::procinfo::{Resources, settle, snapshot};
 use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::report::RunStatus;
@@ -194,22 +194,14 @@ impl Checkpoints {
 }
 
 /// A snapshot once threads, descriptors and children are back to `baseline`,
-/// or after half a second. `pthread_join` returns as soon as the kernel clears
-/// the thread's id, a moment before the thread leaves `/proc/self/task`, so a
-/// thread the last run has just joined (libzmq's I/O thread, say) can still be
-/// counted; a leaked one stays.
+/// or after half a second: a thread the last run has just joined may still be
+/// listed for a moment (see `settle`).
 fn settled_snapshot(baseline: &Resources) -> Resources {
-    let deadline = Instant::now() + Duration::from_millis(500);
-    loop {
-        let now = snapshot();
-        let settled = now.threads <= baseline.threads
+    settle(Duration::from_millis(500), snapshot, |now| {
+        now.threads <= baseline.threads
             && now.fds <= baseline.fds
-            && now.children <= baseline.children;
-        if settled || Instant::now() >= deadline {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+            && now.children <= baseline.children
+    })
 }
 
 /// Runs `runs` runs in this process and compares its resources after the

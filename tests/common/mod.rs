@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use scalelab::engine::EngineOptions;
 use scalelab::engine::spec::{BackendKind, RunSpec, WorkloadKind};
+use scalelab::reliability::procinfo::settle;
 
 /// Engine options whose `processes` workers are the scalelab binary under test.
 pub fn options() -> EngineOptions {
@@ -32,12 +33,16 @@ pub fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Names of this process's threads that belong to scalelab runs.
+/// Names of this process's threads that belong to scalelab runs, allowing
+/// a just-joined thread 50 ms to leave `/proc/self/task` (see `settle`).
 pub fn scalelab_threads() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| s.starts_with("scalelab-"))
-        .collect()
+    let look = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| s.starts_with("scalelab-"))
+            .collect()
+    };
+    settle(std::time::Duration::from_millis(50), look, Vec::is_empty)
 }
