@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -42,8 +43,14 @@ impl Python {
             return Err(format!("{exe} --version failed"));
         }
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let script =
-            std::env::temp_dir().join(format!("scalelab-chapter-{}.py", std::process::id()));
+        // One file per interpreter found: each removes its own when dropped,
+        // while the others may still run theirs.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let script = std::env::temp_dir().join(format!(
+            "scalelab-chapter-{}-{}.py",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(&script, SCRIPT)
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
         Ok(Self {
