@@ -495,7 +495,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
     {
         return fail(format!("--chart: no such folder: {}", dir.display()));
     }
-    let report = match compare::run(&cfg, |what| eprintln!("measuring {what}")) {
+    let report = match compare::run(&cfg, |p| eprintln!("measuring {p}")) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

@@ -1,7 +1,16 @@
 //! `scalelab compare` end to end: scalelab's backends next to real CPython.
 
-use std::process::Command;
+mod common;
 
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use scalelab::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport};
+use scalelab::engine::spec::{BackendKind, IoParams};
+use scalelab::reliability::procinfo;
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
@@ -156,4 +165,151 @@ fn bad_arguments_are_refused() {
             "{args:?}"
         );
     }
+}
+
+/// The comparisons run in this process go one at a time: each checks that no
+/// scalelab thread is left behind.
+static IN_PROCESS: Mutex<()> = Mutex::new(());
+
+type Outcome = Result<CompareReport, CompareError>;
+
+/// Starts `cfg` on a thread; its progress arrives on the receiver.
+fn start(
+    cfg: CompareConfig,
+) -> (
+    JoinHandle<Outcome>,
+    crossbeam_channel::Receiver<CompareProgress>,
+) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let t = std::thread::spawn(move || {
+        compare::run(&cfg, |p| {
+            let _ = tx.send(p.clone());
+        })
+    });
+    (t, rx)
+}
+
+/// Waits (a few seconds at most) for the comparison to return after its cancel flag was set.
+fn returns_soon(t: JoinHandle<Outcome>) -> Outcome {
+    let asked = Instant::now();
+    while !t.is_finished() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the comparison still runs 5 s after its cancel"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.join().unwrap()
+}
+
+#[test]
+fn a_cancelled_comparison_stops_its_engine_run_and_starts_no_further_step() {
+    let _one = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = CompareConfig {
+        // One worker on 8 x 2,000,000,000 numbers: the first step alone would take a minute.
+        tasks: 8,
+        numbers: 2_000_000_000,
+        workers: vec![1],
+        backends: vec![BackendKind::Threads],
+        repeat: 3,
+        python: None,
+        options: common::options(),
+        ..CompareConfig::default()
+    };
+    let cancel = cfg.cancel.clone();
+    let (t, progress) = start(cfg);
+    let first = progress
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the first step never started");
+    // cpu and io for threads x1, then the limits.
+    assert_eq!(first.to_string(), "step 1 of 3: scalelab threads x1 (cpu)");
+    assert_eq!(first.done, 0.0);
+    // Let its engine run get going, then cancel.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.is_finished(), "the first step ended already");
+    cancel.store(true, Ordering::Relaxed);
+    let outcome = returns_soon(t);
+    assert_eq!(outcome.unwrap_err(), CompareError::Cancelled);
+    let later: Vec<CompareProgress> = progress.try_iter().collect();
+    assert!(
+        later.is_empty(),
+        "steps started after the cancel: {later:?}"
+    );
+    let left = common::scalelab_threads();
+    assert!(left.is_empty(), "threads of the comparison left: {left:?}");
+}
+
+/// Pids of the processes (zombies aside) running this process's CPython scripts.
+fn running_our_scripts() -> Vec<u32> {
+    let needle = format!("scalelab-chapter-{}-", std::process::id());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .filter(|&p| procinfo::is_running(p))
+        .collect()
+}
+
+#[test]
+fn a_cancelled_comparison_kills_the_cpython_run_in_progress() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3 here");
+        return;
+    }
+    let _one = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = CompareConfig {
+        // The chapter's size: scalelab's steps take milliseconds, CPython's serial run seconds.
+        tasks: 8,
+        numbers: 1_000_000,
+        workers: vec![1],
+        backends: vec![BackendKind::Threads],
+        repeat: 1,
+        io: IoParams {
+            requests: 1,
+            latency_ms: 1,
+        },
+        limits: false,
+        options: common::options(),
+        ..CompareConfig::default()
+    };
+    let cancel = cfg.cancel.clone();
+    let (t, progress) = start(cfg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = progress
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("CPython's serial run never started");
+        if p.what == "cpython serial x1" {
+            assert_eq!((p.step, p.steps), (3, 8), "{p}");
+            assert!(p.done > 0.0 && p.done < 0.05, "{p:?}");
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let python = loop {
+        let pids = running_our_scripts();
+        if !pids.is_empty() {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "no CPython process seen");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    cancel.store(true, Ordering::Relaxed);
+    let outcome = returns_soon(t);
+    assert_eq!(outcome.unwrap_err(), CompareError::Cancelled);
+    for p in &python {
+        assert!(!procinfo::is_running(*p), "CPython process {p} still runs");
+    }
+    let left = running_our_scripts();
+    assert!(left.is_empty(), "CPython processes left: {left:?}");
+    let later: Vec<CompareProgress> = progress.try_iter().collect();
+    assert!(
+        later.is_empty(),
+        "steps started after the cancel: {later:?}"
+    );
+    let left = common::scalelab_threads();
+    assert!(left.is_empty(), "threads of the comparison left: {left:?}");
 }

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
+use scalelab::compare::CompareConfig;
 use scalelab::engine::EngineOptions;
-use scalelab::engine::spec::BackendKind;
+use scalelab::engine::spec::{BackendKind, IoParams};
 use scalelab::gui::app::{AppState, ScalelabApp, ThemeChoice};
+use scalelab::gui::compare_view::{CompareJob, Outcome};
 use scalelab::report::RunStatus;
 
 fn app(export_dir: &Path) -> ScalelabApp {
@@ -359,41 +361,193 @@ fn presets_fill_tasks_and_numbers() {
     h.get_by_label("32,000,000,000 numbers in all");
 }
 
-#[test]
-fn the_comparison_with_cpython_runs_from_a_button_and_shows_its_result() {
-    let mut state = AppState {
-        theme: ThemeChoice::Dark,
-        ..AppState::default()
-    };
-    // A small comparison: 2 tasks x 2,000 numbers.
-    state.form.tasks = "2".into();
-    state.form.numbers = "2000".into();
-    let options = EngineOptions {
-        worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
-        ..EngineOptions::default()
-    };
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(
-            |ui, app: &mut ScalelabApp| app.ui_body(ui),
-            ScalelabApp::new(state, options),
+/// The comparisons these tests start go one at a time: each checks that its
+/// thread is gone at the end.
+static COMPARING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An app whose form holds the "Busy" preset, 16 x 200,000,000 numbers: far
+/// too much for CPython.
+fn busy_app(dir: &Path) -> ScalelabApp {
+    let mut app = app(dir);
+    app.state.form.tasks = "16".into();
+    app.state.form.numbers = "200,000,000".into();
+    app
+}
+
+/// Steps frames until the comparison has ended; it must within a few seconds
+/// (it has been cancelled).
+fn step_until_compared(h: &mut Harness<'_, ScalelabApp>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.state().is_comparing() {
+        assert!(
+            Instant::now() < deadline,
+            "the comparison still runs 5 s after its cancel"
         );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
+/// True once the comparison thread has left this process.
+fn compare_thread_gone() -> bool {
+    let threads = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .map(|s| s.trim().to_string())
+            // "scalelab-compare", cut to 15 bytes by the kernel.
+            .filter(|s| s == "scalelab-compar")
+            .collect()
+    };
+    scalelab::reliability::procinfo::settle(Duration::from_secs(2), threads, Vec::is_empty)
+        .is_empty()
+}
+
+fn is_cancelled(app: &ScalelabApp) -> bool {
+    matches!(
+        app.compare_job().and_then(|j| j.outcome()),
+        Some(Outcome::Cancelled)
+    )
+}
+
+#[test]
+fn the_compare_button_measures_the_chapters_size_whatever_the_form_says_and_cancel_ends_it() {
+    let _one = COMPARING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(busy_app(dir.path()));
     h.get_by_label("Compare with CPython…").click();
     h.run_steps(2);
     assert!(h.state().is_comparing());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    assert_eq!(
+        h.state().compare_job().unwrap().size(),
+        (8, 1_000_000),
+        "the form's 16 x 200,000,000 must not reach the comparison"
+    );
+    // Runs wait while it measures.
+    assert!(h.get_by_label("Run").accesskit_node().is_disabled());
+    step_until(&mut h, "the first step", |app| {
+        app.compare_job().is_some_and(|j| j.progress().is_some())
+    });
+    h.get_by_label_contains("8 tasks × 1,000,000 numbers, whatever the form says");
+    h.get_by_label_contains("Measuring step 1 of ");
+    h.get_by_label_contains("elapsed 0:0");
+    h.get_by_label("Cancel comparison").click();
+    h.run_steps(1);
+    step_until_compared(&mut h);
+    assert!(is_cancelled(h.state()), "the comparison was not cancelled");
+    h.get_by_label_contains("Comparison cancelled after");
+    let notice = h.state().notice().unwrap().text.clone();
+    assert!(notice.contains("cancelled"), "{notice}");
+    assert!(
+        compare_thread_gone(),
+        "the comparison thread outlived its cancel"
+    );
+    // Its window closes without changing what it says; runs can start again.
+    h.get_by_label("Close window").click();
+    h.run_steps(2);
+    assert!(is_cancelled(h.state()));
+    small_run(&mut h, "2");
+    h.get_by_label("Run").click();
+    h.step();
+    assert!(
+        h.state().is_running(),
+        "Run starts a run after the cancel: {:?}",
+        h.state().notice()
+    );
+    step_until(&mut h, "the run after the comparison", |app| {
+        !app.is_running()
+    });
+    let history = &h.state().state.history;
+    assert_eq!(history.entries.len(), 1);
+    assert_eq!(history.entries[0].report.status, RunStatus::Ok);
+}
+
+#[test]
+fn closing_the_comparison_window_cancels_the_comparison() {
+    let _one = COMPARING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(busy_app(dir.path()));
+    h.get_by_label("Compare with CPython…").click();
+    h.run_steps(2);
+    step_until(&mut h, "the first step", |app| {
+        app.compare_job().is_some_and(|j| j.progress().is_some())
+    });
+    h.get_by_label("Close window").click();
+    h.run_steps(1);
+    step_until_compared(&mut h);
+    assert!(is_cancelled(h.state()), "closing the window did not cancel");
+    assert!(
+        h.query_by_label_contains("whatever the form says")
+            .is_none(),
+        "the window is still shown"
+    );
+    let notice = h.state().notice().unwrap().text.clone();
+    assert!(notice.contains("cancelled"), "{notice}");
+    assert!(
+        compare_thread_gone(),
+        "the comparison thread outlived its cancel"
+    );
+    // And a new comparison starts from the button.
+    h.get_by_label("Compare with CPython…").click();
+    h.run_steps(4);
+    assert!(h.state().is_comparing());
+    h.get_by_label_contains("whatever the form says");
+    // The app going away with it running stops it too.
+    drop(h);
+    assert!(compare_thread_gone(), "the comparison outlived the app");
+}
+
+#[test]
+fn a_finished_comparison_shows_its_result_and_says_so() {
+    let _one = COMPARING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    // A small comparison, as the button starts at the chapter's size.
+    let cfg = CompareConfig {
+        tasks: 2,
+        numbers: 2000,
+        workers: vec![1, 2],
+        backends: vec![
+            BackendKind::Threads,
+            BackendKind::Gil,
+            BackendKind::Processes,
+        ],
+        repeat: 1,
+        io: IoParams {
+            requests: 1,
+            latency_ms: 1,
+        },
+        limits: false,
+        ..CompareJob::config(EngineOptions {
+            worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
+            ..EngineOptions::default()
+        })
+    };
+    let ctx = h.ctx.clone();
+    h.state_mut().start_compare(cfg, &ctx);
+    h.run_steps(2);
+    assert!(h.state().is_comparing());
+    let deadline = Instant::now() + Duration::from_secs(120);
     while h.state().is_comparing() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the comparison never ended"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "the comparison never ended");
+        std::thread::sleep(Duration::from_millis(50));
         h.run_steps(1);
     }
     h.run_steps(2);
+    assert!(matches!(
+        h.state().compare_job().unwrap().outcome(),
+        Some(Outcome::Done(_))
+    ));
     h.get_by_label("The chapter's experiments");
     h.get_by_label("The claims, checked");
     h.get_by_label("Copy as Markdown");
+    let notice = h.state().notice().unwrap().text.clone();
+    assert!(
+        notice.contains("Comparison with CPython done in"),
+        "{notice}"
+    );
+    assert!(compare_thread_gone());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! generator loop and an estimate of the hardware's ceiling; what starting a
 //! worker costs on each backend; how long a cancel takes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -10,6 +11,14 @@ use crate::bench::{kernel_vs_bare, median};
 use crate::engine::event::Event;
 use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, start};
+
+use super::CompareError;
+
+/// Numbers per kernel timing, and how many timings.
+const KERNEL_NUMBERS: u64 = 100_000_000;
+const KERNEL_REPEATS: usize = 5;
+/// Start costs and cancel latencies measured per backend.
+const RUNS_PER_BACKEND: usize = 5;
 
 /// Cycles per number the kernel could reach at best, by this reasoning:
 /// one xoshiro256++ step is ~11 simple integer operations on a dependency
@@ -113,18 +122,49 @@ fn cancel_latency(backend: BackendKind, options: &EngineOptions) -> Result<f64, 
     Ok(took.as_secs_f64() * 1e3)
 }
 
-/// Measures the limits for `backends`.
-pub fn measure(options: &EngineOptions, backends: &[BackendKind]) -> Result<Limits, String> {
-    let (kernel, bare) = kernel_vs_bare(100_000_000, 5);
+/// Roughly how long `measure` takes, in seconds: the kernel timings (two
+/// loops of `KERNEL_NUMBERS` and a tenth of one to warm up, at about 1.5 ns
+/// a number, each time) and a few short runs per backend.
+pub fn expected_s(backends: usize) -> f64 {
+    KERNEL_REPEATS as f64 * 2.1 * KERNEL_NUMBERS as f64 * 1.5e-9 + 0.3 * backends as f64
+}
+
+/// Measures the limits for `backends`; stops between two measurements (the
+/// longest, one kernel timing, takes about 0.3 s) once `cancel` is set.
+pub fn measure(
+    options: &EngineOptions,
+    backends: &[BackendKind],
+    cancel: &AtomicBool,
+) -> Result<Limits, CompareError> {
+    let go_on = || {
+        if cancel.load(Ordering::Relaxed) {
+            Err(CompareError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    // One kernel/bare pair at a time, so that a cancel need not wait for all of them.
+    let (mut kernels, mut bares) = (Vec::new(), Vec::new());
+    for _ in 0..KERNEL_REPEATS {
+        go_on()?;
+        let (k, b) = kernel_vs_bare(KERNEL_NUMBERS, 1);
+        kernels.push(k);
+        bares.push(b);
+    }
+    let (kernel, bare) = (median(kernels), median(bares));
     let mhz = cpu_mhz();
     let mut out = Vec::new();
     for &backend in backends {
-        let starts = (0..5)
-            .map(|_| start_cost(backend, options))
-            .collect::<Result<Vec<_>, _>>()?;
-        let cancels = (0..5)
-            .map(|_| cancel_latency(backend, options))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut starts = Vec::new();
+        for _ in 0..RUNS_PER_BACKEND {
+            go_on()?;
+            starts.push(start_cost(backend, options)?);
+        }
+        let mut cancels = Vec::new();
+        for _ in 0..RUNS_PER_BACKEND {
+            go_on()?;
+            cancels.push(cancel_latency(backend, options)?);
+        }
         out.push(BackendLimits {
             backend,
             start_ms_per_worker: median(starts),

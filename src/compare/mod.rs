@@ -7,18 +7,27 @@ pub mod limits;
 pub mod output;
 pub mod python;
 
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
 use crate::bench::median;
+use crate::engine::event::Event;
 use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
-use crate::engine::{EngineOptions, run_to_end};
+use crate::engine::{self, EngineOptions};
 use crate::latency_server::LatencyServer;
 use crate::metrics::cores::core_count;
-use crate::report::RunStatus;
+use crate::report::{RunReport, RunStatus};
+use crate::workload::cpu::CpuTask;
 use crate::workload::expected_sum;
 use python::{Python, PythonRun};
+
+/// How often a step that waits (an engine run, a CPython child) looks at the cancel flag.
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -35,6 +44,11 @@ pub struct CompareConfig {
     pub options: EngineOptions,
     /// Measure the limits (kernel, start cost, cancel latency) too.
     pub limits: bool,
+    /// Set it to stop the comparison: the engine run or CPython child in
+    /// progress is stopped (the child and every process it started are
+    /// killed), no further step starts, and `run` returns
+    /// `CompareError::Cancelled`.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for CompareConfig {
@@ -53,7 +67,53 @@ impl Default for CompareConfig {
             python: Some("python3".into()),
             options: EngineOptions::default(),
             limits: true,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+}
+
+/// Where a comparison is: step `step` of `steps` (from 1), measuring `what`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareProgress {
+    pub step: usize,
+    pub steps: usize,
+    pub what: String,
+    /// The share of the comparison's expected time done before this step
+    /// (0 to 1). Steps are weighted by a rough estimate of their cost, since
+    /// they differ a thousandfold: a CPython CPU step takes seconds, the same
+    /// step in scalelab milliseconds.
+    pub done: f64,
+}
+
+impl fmt::Display for CompareProgress {
+    /// `step 3 of 38: scalelab threads x8 (cpu)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} of {}: {}", self.step, self.steps, self.what)
+    }
+}
+
+/// Why a comparison gave no report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompareError {
+    /// `CompareConfig::cancel` was set.
+    Cancelled,
+    Failed(String),
+}
+
+impl fmt::Display for CompareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompareError::Cancelled => f.write_str("cancelled"),
+            CompareError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CompareError {}
+
+impl From<String> for CompareError {
+    fn from(why: String) -> Self {
+        CompareError::Failed(why)
     }
 }
 
@@ -187,8 +247,262 @@ impl Reps {
     }
 }
 
-/// Runs the whole comparison; `progress` hears what is being measured.
-pub fn run(cfg: &CompareConfig, mut progress: impl FnMut(&str)) -> Result<CompareReport, String> {
+/// What one step of a comparison measures.
+enum StepKind {
+    /// One cell of scalelab's matrix, `repeat` times.
+    Scalelab(RunSpec),
+    /// One of the chapter's scripts in CPython, `repeat` times.
+    Cpython {
+        mode: &'static str,
+        workload: WorkloadKind,
+        workers: u32,
+    },
+    /// The kernel, start cost and cancel latency.
+    Limits,
+}
+
+struct Step {
+    kind: StepKind,
+    what: String,
+    /// Expected seconds, roughly: only the ratios between steps matter.
+    cost_s: f64,
+}
+
+/// Rough costs per number, from BENCHMARKS.md's 2-core host (scalelab's
+/// kernel about 1.5 ns, CPython's `randint` loop about 750 ns). They only
+/// weigh the steps against each other for the progress and its ETA.
+const SCALELAB_NS_PER_NUMBER: f64 = 1.5;
+const CPYTHON_NS_PER_NUMBER: f64 = 750.0;
+
+/// Seconds the I/O workload waits: each worker's share of the tasks, one request after the other.
+fn io_wait_s(tasks: u32, workers: u32, io: &IoParams) -> f64 {
+    let rounds = tasks.div_ceil(workers.clamp(1, tasks.max(1)));
+    rounds as f64 * io.requests as f64 * io.latency_ms as f64 / 1e3
+}
+
+/// The workers of the chapter's experiments: the largest count compared.
+fn chapter_workers(cfg: &CompareConfig) -> u32 {
+    *cfg.workers.iter().max().unwrap_or(&8)
+}
+
+/// Every step of the comparison, in order, each spec validated before anything runs.
+fn plan(
+    cfg: &CompareConfig,
+    base: &RunSpec,
+    python: bool,
+    cores: usize,
+) -> Result<Vec<Step>, CompareError> {
+    let reps = cfg.repeat.max(1) as f64;
+    let numbers = cfg.tasks as f64 * cfg.numbers as f64;
+    let parallel = |workers: u32| workers.min(cores as u32).min(cfg.tasks).max(1) as f64;
+    let mut steps = Vec::new();
+    // scalelab: every backend x workers, for the cpu and io workloads.
+    for workload in [WorkloadKind::Cpu, WorkloadKind::Io] {
+        for &backend in &cfg.backends {
+            for &workers in &cfg.workers {
+                let spec = RunSpec {
+                    backend,
+                    workload,
+                    workers,
+                    ..base.clone()
+                };
+                spec.validate()
+                    .map_err(|e| format!("invalid comparison: {e}"))?;
+                let once = match workload {
+                    WorkloadKind::Io => io_wait_s(cfg.tasks, workers, &cfg.io),
+                    _ => numbers * SCALELAB_NS_PER_NUMBER * 1e-9 / parallel(workers),
+                };
+                steps.push(Step {
+                    kind: StepKind::Scalelab(spec),
+                    what: format!("scalelab {backend} x{workers} ({workload})"),
+                    cost_s: reps * (once + 0.01),
+                });
+            }
+        }
+    }
+    // CPython: the chapter's scripts with the same parameters.
+    if python {
+        let w = chapter_workers(cfg);
+        let modes: [(&'static str, WorkloadKind, u32); 6] = [
+            ("serial", WorkloadKind::Cpu, 1),
+            ("threads", WorkloadKind::Cpu, w),
+            ("processes", WorkloadKind::Cpu, w),
+            ("pushpull", WorkloadKind::Cpu, w),
+            ("threads-io", WorkloadKind::Io, w),
+            ("asyncio-io", WorkloadKind::Io, w),
+        ];
+        for (mode, workload, workers) in modes {
+            let cpu = numbers * CPYTHON_NS_PER_NUMBER * 1e-9;
+            let once = match mode {
+                "serial" | "threads" => cpu,
+                "processes" | "pushpull" => cpu / parallel(workers),
+                _ => io_wait_s(cfg.tasks, workers, &cfg.io),
+            };
+            steps.push(Step {
+                kind: StepKind::Cpython {
+                    mode,
+                    workload,
+                    workers,
+                },
+                what: format!("cpython {mode} x{workers}"),
+                cost_s: reps * (once + 0.05),
+            });
+        }
+    }
+    if cfg.limits {
+        steps.push(Step {
+            kind: StepKind::Limits,
+            what: "limits: kernel, start cost, cancel latency".into(),
+            cost_s: limits::expected_s(cfg.backends.len()),
+        });
+    }
+    Ok(steps)
+}
+
+/// One engine run to its end; stopped (and `Cancelled` returned) as soon as `cancel` is set.
+fn run_engine(
+    spec: RunSpec,
+    options: &EngineOptions,
+    cancel: &AtomicBool,
+) -> Result<RunReport, CompareError> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CompareError::Cancelled);
+    }
+    let h = engine::start(spec, options.clone()).map_err(|e| e.to_string())?;
+    let mut report = None;
+    let mut asked = false;
+    while report.is_none() {
+        if !asked && cancel.load(Ordering::Relaxed) {
+            h.cancel();
+            asked = true;
+        }
+        match h.events.recv_timeout(CANCEL_POLL) {
+            Ok(Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r)) => report = Some(*r),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Every thread and child of the run has ended when this returns.
+    h.join();
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CompareError::Cancelled);
+    }
+    report.ok_or_else(|| CompareError::Failed("the run ended without a report".into()))
+}
+
+/// The sums a run of `spec` must give, worked out here, on one core: for the
+/// CPU workload that is as long as the run's own work, so it goes a chunk at a
+/// time, and a cancel stops it at once.
+fn expected_sums(spec: &RunSpec, cancel: &AtomicBool) -> Result<Vec<Option<u64>>, CompareError> {
+    let mut out = Vec::with_capacity(spec.tasks as usize);
+    for t in 0..spec.tasks {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(CompareError::Cancelled);
+        }
+        let sum = match spec.workload {
+            // `expected_sum`'s, chunk by chunk.
+            WorkloadKind::Cpu => CpuTask::new(spec.seed, t as u64, spec.numbers_per_task)
+                .run(|_| !cancel.load(Ordering::Relaxed))
+                .ok_or(CompareError::Cancelled)?,
+            _ => expected_sum(spec, t),
+        };
+        out.push(Some(sum));
+    }
+    Ok(out)
+}
+
+/// One cell of scalelab's matrix over its repetitions.
+fn scalelab_row(spec: &RunSpec, cfg: &CompareConfig, cores: usize) -> Result<Row, CompareError> {
+    let (backend, workers, workload) = (spec.backend, spec.workers, spec.workload);
+    // Worked out after the first run, so that a cancel meets the run itself first.
+    let mut expected = None;
+    let mut reps = Reps::new();
+    for _ in 0..cfg.repeat.max(1) {
+        let r = run_engine(spec.clone(), &cfg.options, &cfg.cancel)?;
+        if r.status != RunStatus::Ok {
+            return Err(CompareError::Failed(format!(
+                "scalelab {backend} x{workers} ({workload}) failed: {}",
+                r.reason.unwrap_or_default()
+            )));
+        }
+        if expected.is_none() {
+            expected = Some(expected_sums(spec, &cfg.cancel)?);
+        }
+        reps.sums_ok &= Some(&r.sums) == expected.as_ref();
+        reps.push(r.wall_s, r.user_s, r.sys_s, r.cpu_percent);
+    }
+    Ok(reps.row("scalelab", backend.name(), workload, workers, cores))
+}
+
+/// One of the chapter's scripts in CPython over its repetitions: its row, or
+/// why it was left out (`Err(Ok(why))`); `Err(Err(_))` stops the comparison.
+fn cpython_row(
+    py: &Python,
+    (mode, workload, workers): (&str, WorkloadKind, u32),
+    io_addr: std::net::SocketAddr,
+    base: &RunSpec,
+    cfg: &CompareConfig,
+    cores: usize,
+) -> Result<Row, Result<String, CompareError>> {
+    let io = (workload == WorkloadKind::Io).then_some((io_addr, cfg.io.requests));
+    let mut reps = Reps::new();
+    let mut first_sums: Option<Vec<Option<u64>>> = None;
+    for _ in 0..cfg.repeat.max(1) {
+        if cfg.cancel.load(Ordering::Relaxed) {
+            return Err(Err(CompareError::Cancelled));
+        }
+        match py.run(
+            mode,
+            cfg.tasks,
+            cfg.numbers,
+            workers,
+            cfg.seed,
+            io,
+            &cfg.cancel,
+        ) {
+            Ok(PythonRun {
+                sums,
+                wall_s,
+                user_s,
+                sys_s,
+                cpu_percent,
+                ..
+            }) => {
+                let same = first_sums.get_or_insert_with(|| sums.clone()) == &sums;
+                // I/O payloads are scalelab's own: check them exactly.
+                let exact = workload != WorkloadKind::Io
+                    || sums
+                        == (0..cfg.tasks)
+                            .map(|t| {
+                                Some(expected_sum(
+                                    &RunSpec {
+                                        workload,
+                                        ..base.clone()
+                                    },
+                                    t,
+                                ))
+                            })
+                            .collect::<Vec<_>>();
+                reps.sums_ok &= same && exact && sums.len() == cfg.tasks as usize;
+                reps.push(wall_s, user_s, sys_s, cpu_percent);
+            }
+            Err(_) if cfg.cancel.load(Ordering::Relaxed) => {
+                return Err(Err(CompareError::Cancelled));
+            }
+            Err(e) => return Err(Ok(e)),
+        }
+    }
+    Ok(reps.row("cpython", mode, workload, workers, cores))
+}
+
+/// Runs the whole comparison; `progress` hears each step as it starts.
+/// Setting `cfg.cancel` stops it within a fraction of a second (the limits'
+/// kernel timing, the longest piece that cannot be interrupted, takes about
+/// 0.3 s) with `CompareError::Cancelled`, leaving nothing running.
+pub fn run(
+    cfg: &CompareConfig,
+    mut progress: impl FnMut(&CompareProgress),
+) -> Result<CompareReport, CompareError> {
     let cores = core_count();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -214,111 +528,58 @@ pub fn run(cfg: &CompareConfig, mut progress: impl FnMut(&str)) -> Result<Compar
     };
     base.validate()
         .map_err(|e| format!("invalid comparison: {e}"))?;
-
-    // scalelab: every backend x workers, for the cpu and io workloads.
-    for workload in [WorkloadKind::Cpu, WorkloadKind::Io] {
-        for &backend in &cfg.backends {
-            for &workers in &cfg.workers {
-                let spec = RunSpec {
-                    backend,
-                    workload,
-                    workers,
-                    ..base.clone()
+    let steps = plan(cfg, &base, python.is_some(), cores)?;
+    let total_s: f64 = steps.iter().map(|s| s.cost_s).sum();
+    let mut done_s = 0.0;
+    // The latency service CPython's I/O scripts talk to, started at the first of them.
+    let mut server: Option<LatencyServer> = None;
+    let mut limits = None;
+    for (i, step) in steps.iter().enumerate() {
+        if cfg.cancel.load(Ordering::Relaxed) {
+            return Err(CompareError::Cancelled);
+        }
+        progress(&CompareProgress {
+            step: i + 1,
+            steps: steps.len(),
+            what: step.what.clone(),
+            done: if total_s > 0.0 { done_s / total_s } else { 0.0 },
+        });
+        match &step.kind {
+            StepKind::Scalelab(spec) => rows.push(scalelab_row(spec, cfg, cores)?),
+            &StepKind::Cpython {
+                mode,
+                workload,
+                workers,
+            } => {
+                let Some(py) = &python else { continue };
+                let addr = match &server {
+                    Some(s) => s.addr(),
+                    None => {
+                        let s = LatencyServer::start(
+                            cfg.seed,
+                            Duration::from_millis(cfg.io.latency_ms as u64),
+                        )
+                        .map_err(|e| format!("cannot start the latency service: {e}"))?;
+                        server.insert(s).addr()
+                    }
                 };
-                spec.validate()
-                    .map_err(|e| format!("invalid comparison: {e}"))?;
-                progress(&format!("scalelab {backend} x{workers} ({workload})"));
-                let expected: Vec<Option<u64>> = (0..spec.tasks)
-                    .map(|t| Some(expected_sum(&spec, t)))
-                    .collect();
-                let mut reps = Reps::new();
-                for _ in 0..cfg.repeat.max(1) {
-                    let r =
-                        run_to_end(spec.clone(), cfg.options.clone()).map_err(|e| e.to_string())?;
-                    if r.status != RunStatus::Ok {
-                        return Err(format!(
-                            "scalelab {backend} x{workers} ({workload}) failed: {}",
-                            r.reason.unwrap_or_default()
-                        ));
-                    }
-                    reps.sums_ok &= r.sums == expected;
-                    reps.push(r.wall_s, r.user_s, r.sys_s, r.cpu_percent);
-                }
-                rows.push(reps.row("scalelab", backend.name(), workload, workers, cores));
-            }
-        }
-    }
-
-    // CPython: the chapter's scripts with the same parameters.
-    if let Some(py) = &python {
-        let server =
-            LatencyServer::start(cfg.seed, Duration::from_millis(cfg.io.latency_ms as u64))
-                .map_err(|e| format!("cannot start the latency service: {e}"))?;
-        let chapter_workers = *cfg.workers.iter().max().unwrap_or(&8);
-        let modes: [(&str, WorkloadKind, u32); 6] = [
-            ("serial", WorkloadKind::Cpu, 1),
-            ("threads", WorkloadKind::Cpu, chapter_workers),
-            ("processes", WorkloadKind::Cpu, chapter_workers),
-            ("pushpull", WorkloadKind::Cpu, chapter_workers),
-            ("threads-io", WorkloadKind::Io, chapter_workers),
-            ("asyncio-io", WorkloadKind::Io, chapter_workers),
-        ];
-        for (mode, workload, workers) in modes {
-            progress(&format!("cpython {mode} x{workers}"));
-            let io = (workload == WorkloadKind::Io).then_some((server.addr(), cfg.io.requests));
-            let mut reps = Reps::new();
-            let mut first_sums: Option<Vec<Option<u64>>> = None;
-            let mut failed = None;
-            for _ in 0..cfg.repeat.max(1) {
-                match py.run(mode, cfg.tasks, cfg.numbers, workers, cfg.seed, io) {
-                    Ok(PythonRun {
-                        sums,
-                        wall_s,
-                        user_s,
-                        sys_s,
-                        cpu_percent,
-                        ..
-                    }) => {
-                        let same = first_sums.get_or_insert_with(|| sums.clone()) == &sums;
-                        // I/O payloads are scalelab's own: check them exactly.
-                        let exact = workload != WorkloadKind::Io
-                            || sums
-                                == (0..cfg.tasks)
-                                    .map(|t| {
-                                        Some(expected_sum(
-                                            &RunSpec {
-                                                workload,
-                                                ..base.clone()
-                                            },
-                                            t,
-                                        ))
-                                    })
-                                    .collect::<Vec<_>>();
-                        reps.sums_ok &= same && exact && sums.len() == cfg.tasks as usize;
-                        reps.push(wall_s, user_s, sys_s, cpu_percent);
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+                match cpython_row(py, (mode, workload, workers), addr, &base, cfg, cores) {
+                    Ok(row) => rows.push(row),
+                    Err(Ok(why)) => notes.push(format!("cpython {mode} left out: {why}")),
+                    Err(Err(e)) => return Err(e),
                 }
             }
-            match failed {
-                Some(e) => notes.push(format!("cpython {mode} left out: {e}")),
-                None => rows.push(reps.row("cpython", mode, workload, workers, cores)),
+            StepKind::Limits => {
+                limits = Some(limits::measure(&cfg.options, &cfg.backends, &cfg.cancel)?)
             }
         }
+        done_s += step.cost_s;
     }
+    drop(server);
 
     fill_speedups(&mut rows);
     let experiments = experiments(&rows, cfg);
     let checks = checks(&rows, &experiments, cores, cfg);
-    let limits = if cfg.limits {
-        progress("limits: kernel, start cost, cancel latency");
-        Some(limits::measure(&cfg.options, &cfg.backends)?)
-    } else {
-        None
-    };
     Ok(CompareReport {
         cores,
         tasks: cfg.tasks,
@@ -520,6 +781,29 @@ mod tests {
         ];
         fill_speedups(&mut rows);
         rows
+    }
+
+    #[test]
+    fn expected_sums_are_the_workloads_and_stop_on_cancel() {
+        let never = AtomicBool::new(false);
+        for workload in [WorkloadKind::Cpu, WorkloadKind::Io] {
+            let spec = RunSpec {
+                workload,
+                tasks: 3,
+                numbers_per_task: 3 * crate::workload::cpu::CHUNK + 5,
+                ..RunSpec::default()
+            };
+            let want: Vec<Option<u64>> = (0..3).map(|t| Some(expected_sum(&spec, t))).collect();
+            assert_eq!(expected_sums(&spec, &never).unwrap(), want, "{workload}");
+        }
+        let spec = RunSpec {
+            tasks: 1,
+            numbers_per_task: 1 << 40,
+            ..RunSpec::default()
+        };
+        // Cancelled before its first chunk: it returns at once instead of drawing 2^40 numbers.
+        let cancel = AtomicBool::new(true);
+        assert_eq!(expected_sums(&spec, &cancel), Err(CompareError::Cancelled));
     }
 
     #[test]

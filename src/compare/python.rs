@@ -1,11 +1,18 @@
 //! Runs the chapter's experiments in real CPython (`bench/python/chapter.py`).
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
 use serde::Deserialize;
+
+use super::CANCEL_POLL;
+use crate::reliability::procinfo;
 
 /// The script, built into the binary so `scalelab compare` works from anywhere.
 const SCRIPT: &str = include_str!("../../bench/python/chapter.py");
@@ -60,7 +67,10 @@ impl Python {
         })
     }
 
-    /// Runs one mode (`serial`, `threads`, `processes`, `asyncio-io`, `threads-io`, `pushpull`).
+    /// Runs one mode (`serial`, `threads`, `processes`, `asyncio-io`, `threads-io`, `pushpull`)
+    /// to its end, or until `cancel` is set: then the interpreter and every
+    /// process it started are killed at once, and `Err("cancelled")` returned.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         mode: &str,
@@ -69,7 +79,22 @@ impl Python {
         workers: u32,
         seed: u64,
         io: Option<(SocketAddr, u32)>,
+        cancel: &AtomicBool,
     ) -> Result<PythonRun, String> {
+        self.spawn(mode, tasks, numbers, workers, seed, io)?
+            .wait(cancel)
+    }
+
+    /// Starts one mode; `PythonChild::wait` gives its result.
+    pub fn spawn(
+        &self,
+        mode: &str,
+        tasks: u32,
+        numbers: u64,
+        workers: u32,
+        seed: u64,
+        io: Option<(SocketAddr, u32)>,
+    ) -> Result<PythonChild, String> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg(&self.script)
             .arg(mode)
@@ -81,13 +106,88 @@ impl Python {
             cmd.args(["--io-addr", &addr.to_string()])
                 .args(["--requests", &requests.to_string()]);
         }
-        let out = cmd
-            .output()
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // The interpreter dies with the thread that started it, should
+                // scalelab itself die before it could kill it.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.exe))?;
-        let run: PythonRun = serde_json::from_slice(&out.stdout).map_err(|e| {
+        // Read both pipes as they fill, so that a chatty child never blocks on them.
+        let out = child.stdout.take().map(drain);
+        let err = child.stderr.take().map(drain);
+        Ok(PythonChild {
+            child: Some(child),
+            mode: mode.to_string(),
+            out,
+            err,
+        })
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+fn joined(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    reader.and_then(|r| r.join().ok()).unwrap_or_default()
+}
+
+/// One CPython experiment running. Dropping it kills it.
+pub struct PythonChild {
+    child: Option<Child>,
+    mode: String,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl PythonChild {
+    /// The interpreter's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits for the result, looking at `cancel` every `CANCEL_POLL`: once it
+    /// is set, kills the interpreter and everything it started, and says so.
+    pub fn wait(mut self, cancel: &AtomicBool) -> Result<PythonRun, String> {
+        let mut child = self.child.take().expect("waited once");
+        let mode = self.mode.clone();
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                kill_tree(&mut child);
+                // Every writer of the pipes is dead: the readers end now.
+                joined(self.out.take());
+                joined(self.err.take());
+                return Err("cancelled".into());
+            }
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) => std::thread::sleep(CANCEL_POLL),
+                Err(e) => {
+                    kill_tree(&mut child);
+                    return Err(format!("cannot wait for python {mode}: {e}"));
+                }
+            }
+        }
+        let stdout = joined(self.out.take());
+        let stderr = joined(self.err.take());
+        let run: PythonRun = serde_json::from_slice(&stdout).map_err(|e| {
             format!(
                 "python {mode} printed no result ({e}): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&stderr).trim()
             )
         })?;
         if run.status != "ok" {
@@ -100,8 +200,182 @@ impl Python {
     }
 }
 
+impl Drop for PythonChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_tree(&mut child);
+        }
+    }
+}
+
+/// Every process in /proc whose parent is in `parents`, and not in it itself.
+fn children_of_any(parents: &HashSet<u32>) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| !parents.contains(p))
+                .filter(|&p| {
+                    procinfo::ppid_and_state(p).is_some_and(|(pp, _)| parents.contains(&pp))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `root` and every process it started, directly or not, as /proc shows them now.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut tree: HashSet<u32> = HashSet::from([root]);
+    loop {
+        let more = children_of_any(&tree);
+        if more.is_empty() {
+            break;
+        }
+        tree.extend(more);
+    }
+    tree.into_iter().collect()
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: a plain syscall; every pid here is one of the tree, which cannot be reaped meanwhile.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Kills `child` and every process it started (a `multiprocessing` pool's
+/// workers, the push/pull workers): each process is stopped before its
+/// children are looked for, so that none can start another, nor reap one
+/// (whose pid could then be reused) meanwhile; then all are killed at once
+/// and `child` reaped. Targets pids only, never names.
+fn kill_tree(child: &mut Child) {
+    let root = child.id();
+    let mut tree: HashSet<u32> = HashSet::from([root]);
+    signal(root, libc::SIGSTOP);
+    loop {
+        let more = children_of_any(&tree);
+        if more.is_empty() {
+            break;
+        }
+        for p in more {
+            signal(p, libc::SIGSTOP);
+            tree.insert(p);
+        }
+    }
+    for &p in &tree {
+        signal(p, libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Python {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn python() -> Option<Python> {
+        match Python::find("python3") {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("skipped, no CPython here: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_left_alone_gives_its_result() {
+        let Some(py) = python() else { return };
+        let never = AtomicBool::new(false);
+        let r = py.run("serial", 3, 1000, 1, 42, None, &never).unwrap();
+        assert_eq!(r.sums.len(), 3);
+        assert!(r.sums.iter().all(Option::is_some));
+    }
+
+    /// User CPU time of `pid` so far, in clock ticks.
+    fn user_ticks(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s[s.rfind(')')? + 2..].to_string();
+                rest.split(' ').nth(11)?.parse().ok()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_cancelled_run_kills_the_interpreter_and_its_pool_at_once() {
+        let Some(py) = python() else { return };
+        // A pool of 2 workers, each on a task of about 20 s in CPython (were
+        // the kill to miss them, they would not burn the cores for long).
+        let child = py.spawn("processes", 2, 30_000_000, 2, 42, None).unwrap();
+        let pid = child.pid();
+        // `python3` may be a launcher (pyenv's shims are scripts) with the
+        // interpreter beneath it: wait until the pool's 2 workers, children of
+        // the interpreter, are computing.
+        let script = py.script.display().to_string();
+        let runs_script = |p: u32| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&script))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let tree = loop {
+            let tree = process_tree(pid);
+            let computing = tree
+                .iter()
+                .filter(|&&p| {
+                    runs_script(p)
+                        && procinfo::ppid_and_state(p).is_some_and(|(pp, _)| runs_script(pp))
+                        && user_ticks(p) >= 5
+                })
+                .count();
+            if computing >= 2 {
+                break tree;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pool never started: {tree:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let cancel = AtomicBool::new(false);
+        let took = std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let r = child.wait(&cancel);
+                (r, Instant::now())
+            });
+            let asked = Instant::now();
+            cancel.store(true, Ordering::Relaxed);
+            let (r, ended) = waiter.join().unwrap();
+            assert_eq!(r.unwrap_err(), "cancelled");
+            ended - asked
+        });
+        assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
+        for p in tree {
+            assert!(
+                !procinfo::is_running(p),
+                "process {p} of the cancelled run still runs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dropped_run_is_killed_too() {
+        let Some(py) = python() else { return };
+        let child = py.spawn("serial", 1, 30_000_000, 1, 42, None).unwrap();
+        let pid = child.pid();
+        assert!(procinfo::is_running(pid));
+        drop(child);
+        assert!(
+            !procinfo::is_running(pid),
+            "the interpreter outlived its PythonChild"
+        );
     }
 }

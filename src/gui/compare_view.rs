@@ -1,123 +1,334 @@
-//! The comparison with CPython from the app: `scalelab compare`'s matrix, run
-//! on a background thread (it takes a minute or two), its progress and result
-//! drawn in a window. The engine-side `compare` module does all the work.
+//! The comparison with CPython from the app: `scalelab compare`'s matrix at
+//! the chapter's size, run on a background thread (it takes a minute or two),
+//! its progress and result drawn in a window. The engine-side `compare` module
+//! does all the work; this thread only starts it, cancels it and drains what
+//! it reports.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 use egui::{Context, RichText, Ui};
 
-use crate::compare::{self, CompareConfig, CompareReport, output};
+use crate::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport, output};
 use crate::engine::EngineOptions;
+
+/// The window compares at the chapter's size, whatever the form says: the
+/// form's presets go up to 16 x 200,000,000 numbers, which would keep CPython
+/// busy for hours.
+pub const CHAPTER_TASKS: u32 = 8;
+pub const CHAPTER_NUMBERS: u64 = 1_000_000;
 
 /// What the comparison thread reports.
 enum Message {
-    Progress(String),
-    Done(Result<CompareReport, String>),
+    Progress(CompareProgress),
+    Done(Result<CompareReport, CompareError>),
+}
+
+/// How a comparison ended.
+pub enum Outcome {
+    Done(Box<CompareReport>),
+    Failed(String),
+    Cancelled,
+}
+
+/// What `CompareJob::poll` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Polled {
+    /// Still measuring.
+    Running,
+    /// It ended since the last poll: the status bar's line, and whether it is an error.
+    Ended { text: String, is_error: bool },
+    /// It had ended before.
+    Over,
+}
+
+/// What the user did in the comparison window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Cancel,
+    Close,
 }
 
 /// A comparison running, or its outcome.
 pub struct CompareJob {
     rx: Receiver<Message>,
     thread: Option<JoinHandle<()>>,
+    cancel: Arc<AtomicBool>,
     tasks: u32,
     numbers: u64,
-    /// What is being measured now.
-    pub progress: String,
-    pub outcome: Option<Result<CompareReport, String>>,
+    started: Instant,
+    /// The step being measured, and when it started (since `started`).
+    progress: Option<(CompareProgress, Duration)>,
+    /// How long it took, once it ended.
+    took: Option<Duration>,
+    outcome: Option<Outcome>,
 }
 
 impl CompareJob {
-    /// Starts the chapter's comparison for `tasks` x `numbers`, 3 repetitions.
-    pub fn start(tasks: u32, numbers: u64, options: EngineOptions, ctx: &Context) -> Self {
+    /// The window's comparison: the chapter's experiments at 8 x 1,000,000,
+    /// 3 repetitions, CPython (`python3`) and the limits included.
+    pub fn config(options: EngineOptions) -> CompareConfig {
+        CompareConfig {
+            tasks: CHAPTER_TASKS,
+            numbers: CHAPTER_NUMBERS,
+            options,
+            ..CompareConfig::default()
+        }
+    }
+
+    /// Starts `cfg` on a thread of its own (its cancel flag becomes the job's).
+    pub fn start(mut cfg: CompareConfig, ctx: &Context) -> Self {
+        let cancel = Arc::new(AtomicBool::new(false));
+        cfg.cancel = cancel.clone();
         let (tx, rx) = unbounded();
         let wake = {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
-        let cfg = CompareConfig {
-            tasks,
-            numbers,
-            options,
-            ..CompareConfig::default()
-        };
+        let (tasks, numbers) = (cfg.tasks, cfg.numbers);
         let thread = std::thread::Builder::new()
             .name("scalelab-compare".into())
             .spawn(move || {
                 let progress_tx = tx.clone();
                 let progress_wake = wake.clone();
-                let result = compare::run(&cfg, move |what| {
-                    let _ = progress_tx.send(Message::Progress(what.to_string()));
+                let result = compare::run(&cfg, move |p| {
+                    let _ = progress_tx.send(Message::Progress(p.clone()));
                     progress_wake();
                 });
                 let _ = tx.send(Message::Done(result));
                 wake();
-            })
-            .ok();
+            });
+        let (thread, outcome) = match thread {
+            Ok(t) => (Some(t), None),
+            Err(e) => (
+                None,
+                Some(Outcome::Failed(format!(
+                    "cannot start the comparison thread: {e}"
+                ))),
+            ),
+        };
         Self {
             rx,
+            thread,
+            cancel,
             tasks,
             numbers,
-            progress: "starting".into(),
-            outcome: thread
-                .is_none()
-                .then(|| Err("cannot start the comparison thread".into())),
-            thread,
+            started: Instant::now(),
+            progress: None,
+            took: outcome.as_ref().map(|_| Duration::ZERO),
+            outcome,
         }
     }
 
-    /// Folds what the thread said since the last frame. True while it still runs.
-    pub fn poll(&mut self) -> bool {
+    /// The size compared: tasks, numbers per task.
+    pub fn size(&self) -> (u32, u64) {
+        (self.tasks, self.numbers)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The step being measured.
+    pub fn progress(&self) -> Option<&CompareProgress> {
+        self.progress.as_ref().map(|(p, _)| p)
+    }
+
+    /// Asks the comparison to stop; it ends within a fraction of a second,
+    /// and `poll` then reports it cancelled. Never waits.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelling(&self) -> bool {
+        self.is_running() && self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Folds what the thread said since the last frame, without waiting.
+    pub fn poll(&mut self) -> Polled {
+        if self.outcome.is_some() {
+            return Polled::Over;
+        }
+        let mut done = None;
         for m in self.rx.try_iter() {
             match m {
-                Message::Progress(p) => self.progress = p,
-                Message::Done(r) => self.outcome = Some(r),
+                Message::Progress(p) => self.progress = Some((p, self.started.elapsed())),
+                Message::Done(r) => done = Some(r),
             }
         }
-        if self.outcome.is_some()
-            && let Some(t) = self.thread.take()
-        {
-            let _ = t.join();
+        let Some(result) = done else {
+            return Polled::Running;
+        };
+        let took = self.started.elapsed();
+        self.took = Some(took);
+        // The thread's last act was to send this: joining it takes no time, but off this thread anyway.
+        if let Some(t) = self.thread.take() {
+            let _ = std::thread::Builder::new()
+                .name("scalelab-compare-join".into())
+                .spawn(move || t.join());
         }
-        self.outcome.is_none()
+        let took = clock(took);
+        let (outcome, text, is_error) = match result {
+            Ok(r) => (
+                Outcome::Done(Box::new(r)),
+                format!("Comparison with CPython done in {took}."),
+                false,
+            ),
+            Err(CompareError::Cancelled) => (
+                Outcome::Cancelled,
+                format!("Comparison with CPython cancelled after {took}."),
+                false,
+            ),
+            Err(CompareError::Failed(e)) => {
+                let text = format!("The comparison with CPython failed: {e}");
+                (Outcome::Failed(e), text, true)
+            }
+        };
+        self.outcome = Some(outcome);
+        Polled::Ended { text, is_error }
+    }
+
+    /// Time since the start, or how long it took once it ended.
+    pub fn elapsed(&self) -> Duration {
+        self.took.unwrap_or_else(|| self.started.elapsed())
+    }
+
+    /// Time left, estimated from the share of the expected work done when
+    /// the current step started; `None` until a step has finished.
+    pub fn eta(&self) -> Option<Duration> {
+        let (p, at) = self.progress.as_ref()?;
+        if self.outcome.is_some() || p.done <= 0.0 {
+            return None;
+        }
+        let total = at.as_secs_f64() / p.done;
+        Some(Duration::from_secs_f64(
+            (total - self.elapsed().as_secs_f64()).max(0.0),
+        ))
     }
 }
 
-/// Draws the comparison window; returns false when the user closed it.
-pub fn window(ctx: &Context, job: &CompareJob) -> bool {
+impl Drop for CompareJob {
+    /// Only when the app itself goes away with a comparison running: stop it,
+    /// and give it a moment (it needs a few ms) to kill what it started, so
+    /// that no CPython process outlives the app.
+    fn drop(&mut self) {
+        self.cancel();
+        if self.thread.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match self.rx.recv_timeout(left) {
+                    Ok(Message::Done(_)) | Err(_) => break,
+                    Ok(Message::Progress(_)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// `m:ss`.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Draws the comparison window; says whether the user cancelled or closed it.
+pub fn window(ctx: &Context, job: &CompareJob) -> Action {
     let mut open = true;
+    let mut action = Action::None;
     egui::Window::new("Side by side with CPython")
         .open(&mut open)
         .default_size([900.0, 520.0])
         .vscroll(true)
-        .show(ctx, |ui| body(ui, job));
-    open
+        .show(ctx, |ui| action = body(ui, job));
+    if open { action } else { Action::Close }
 }
 
-fn body(ui: &mut Ui, job: &CompareJob) {
+fn body(ui: &mut Ui, job: &CompareJob) -> Action {
+    let mut action = Action::None;
     ui.label(format!(
-        "The chapter's experiments, {} tasks x {} numbers: every backend with 1, cores and 8 workers, \
-         and the same experiments in CPython. Measured while this window draws; `scalelab compare` \
-         in a terminal gives quieter figures.",
-        job.tasks, job.numbers
+        "The chapter's experiments at the chapter's size, {} tasks × {} numbers, whatever the \
+         form says (CPython takes seconds where scalelab takes milliseconds): every backend with \
+         1, cores and 8 workers, and the same experiments in CPython. Measured while this window \
+         draws; `scalelab compare` in a terminal gives quieter figures and other sizes.",
+        job.tasks,
+        thousands(job.numbers)
     ));
     ui.separator();
     match &job.outcome {
         None => {
+            let (step, done) = match job.progress() {
+                Some(p) => (p.to_string(), p.done),
+                None => ("starting".to_string(), 0.0),
+            };
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(format!("measuring {}", job.progress));
+                if job.is_cancelling() {
+                    ui.label(format!("Cancelling… (was at {step})"));
+                } else {
+                    ui.label(format!("Measuring {step}"));
+                }
+            });
+            ui.add(egui::ProgressBar::new(done as f32).show_percentage());
+            ui.horizontal(|ui| {
+                let eta = match job.eta() {
+                    Some(left) => format!("ETA about {}", clock(left)),
+                    None => "ETA: estimating…".to_string(),
+                };
+                ui.label(format!("elapsed {} · {eta}", clock(job.elapsed())));
+                if ui
+                    .add_enabled(!job.is_cancelling(), egui::Button::new("Cancel comparison"))
+                    .on_hover_text(
+                        "Stop the comparison: the run or CPython process in progress ends at once",
+                    )
+                    .clicked()
+                {
+                    action = Action::Cancel;
+                }
             });
         }
-        Some(Err(e)) => {
+        Some(Outcome::Cancelled) => {
+            let at = job
+                .progress()
+                .map(|p| format!(", at {p}"))
+                .unwrap_or_default();
+            ui.label(
+                RichText::new(format!(
+                    "Comparison cancelled after {}{at}.",
+                    clock(job.elapsed())
+                ))
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
+        Some(Outcome::Failed(e)) => {
             ui.label(
                 RichText::new(format!("The comparison failed: {e}"))
                     .color(ui.visuals().error_fg_color),
             );
         }
-        Some(Ok(r)) => report(ui, r),
+        Some(Outcome::Done(r)) => report(ui, r),
     }
+    action
+}
+
+/// `1,000,000`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn grid(ui: &mut Ui, id: &str, header: &[&str], rows: &[Vec<String>]) {
@@ -159,13 +370,30 @@ fn report(ui: &mut Ui, r: &CompareReport) {
         });
     }
     ui.add_space(6.0);
-    egui::CollapsingHeader::new("Every cell of the matrix (medians of 3)")
-        .default_open(false)
-        .show(ui, |ui| {
-            let (h, rows) = output::matrix_cells(r);
-            grid(ui, "compare_matrix", &h, &rows);
-        });
+    egui::CollapsingHeader::new(format!(
+        "Every cell of the matrix (medians of {})",
+        r.repeat
+    ))
+    .default_open(false)
+    .show(ui, |ui| {
+        let (h, rows) = output::matrix_cells(r);
+        grid(ui, "compare_matrix", &h, &rows);
+    });
     if ui.button("Copy as Markdown").clicked() {
         ui.ctx().copy_text(output::to_markdown(r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times_read_as_people_write_them() {
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(200_000_000), "200,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(clock(Duration::from_secs(75)), "1:15");
+        assert_eq!(clock(Duration::from_millis(900)), "0:00");
     }
 }
