@@ -45,6 +45,10 @@ pub struct Sample {
     /// Requests answered per second since the previous sample (I/O workloads).
     #[serde(default)]
     pub requests_per_s: f64,
+    /// CPU used since the previous sample by this process outside the run (the
+    /// window's UI and rendering when the app watches it), as % of one core.
+    #[serde(default)]
+    pub observer_cpu_percent: f32,
 }
 
 /// Everything a run reports. Exactly one of `Finished`, `Cancelled`, `Failed` ends the stream.

@@ -1,6 +1,7 @@
 //! The run engine: turns a `RunSpec` into a stream of `Event`s on a background
 //! thread. Knows nothing of any UI; the CLI and the GUI drive it alike.
 
+pub mod calibrate;
 pub mod event;
 pub mod spec;
 
@@ -17,6 +18,7 @@ use crate::latency_server::LatencyServer;
 use crate::metrics::clocks::CpuTimes;
 use crate::metrics::cores::{CoreSampler, core_count};
 use crate::metrics::meter::RunMeter;
+use crate::metrics::observer::ObserverClock;
 use crate::report::{IoStats, RunReport, RunStatus};
 use event::{Event, Sample, TaskRecord};
 use spec::{RunSpec, SpecError};
@@ -55,16 +57,17 @@ pub struct RunContext {
     cancel: Arc<AtomicBool>,
     pub meter: Arc<RunMeter>,
     started: Instant,
-    on_event: Option<Arc<dyn Fn() + Send + Sync>>,
+    on_event: Option<Waker>,
     io_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunContext {
     /// Sends an event to the watchers (ignored once they have gone).
     pub fn emit(&self, e: Event) {
+        let last = e.is_terminal();
         let _ = self.events.send(e);
         if let Some(wake) = &self.on_event {
-            wake();
+            wake(last);
         }
     }
 
@@ -174,16 +177,20 @@ impl Drop for RunHandle {
     }
 }
 
+/// Called after every event a run sends, with `true` for its last one: a watcher
+/// can coalesce the others and still show the end at once.
+pub type Waker = Arc<dyn Fn(bool) + Send + Sync>;
+
 /// Starts a run. The spec is validated first; nothing starts if it is refused.
 pub fn start(spec: RunSpec, options: EngineOptions) -> Result<RunHandle, SpecError> {
     start_with_waker(spec, options, None)
 }
 
-/// Like `start`, calling `wake` after every event (the GUI passes `request_repaint`).
+/// Like `start`, calling `wake` after every event (the GUI asks for a repaint).
 pub fn start_with_waker(
     spec: RunSpec,
     options: EngineOptions,
-    wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    wake: Option<Waker>,
 ) -> Result<RunHandle, SpecError> {
     spec.validate()?;
     let (tx, rx) = unbounded();
@@ -274,6 +281,7 @@ fn control(mut ctx: RunContext) {
         Ending::Failed(why) => (RunStatus::Failed, Some(why)),
     };
     let cpu = outcome.cpu;
+    let observer_cpu_s = observer_cpu_s(&samples);
     let report = RunReport {
         spec: ctx.spec.clone(),
         status,
@@ -285,6 +293,11 @@ fn control(mut ctx: RunContext) {
         sys_s: cpu.sys_s,
         cpu_percent: if wall_s > 0.0 {
             100.0 * cpu.total_s() / wall_s
+        } else {
+            0.0
+        },
+        observer_cpu_percent: if wall_s > 0.0 {
+            100.0 * observer_cpu_s / wall_s
         } else {
             0.0
         },
@@ -303,11 +316,26 @@ fn control(mut ctx: RunContext) {
     });
 }
 
+/// The observer's CPU seconds over the samples (each covers the time since the one before).
+fn observer_cpu_s(samples: &[Sample]) -> f64 {
+    let mut last_t = 0.0;
+    samples
+        .iter()
+        .map(|s| {
+            let dt = (s.t_s - last_t).max(0.0);
+            last_t = s.t_s;
+            f64::from(s.observer_cpu_percent) / 100.0 * dt
+        })
+        .sum()
+}
+
 /// Samples every `SAMPLE_PERIOD` until `stop` closes; returns the samples.
 fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
     let mut cores = CoreSampler::new();
+    let mut observer = ObserverClock::new();
     let mut out = Vec::new();
     let (mut last_t, mut last_cpu, mut last_n, mut last_r) = (0.0, 0u64, 0u64, 0u64);
+    let mut last_obs = 0u64;
     // Fixed deadlines, not a timeout after each sample: the time a sample takes
     // (reading /proc/stat, sending the event) must not stretch the period.
     let mut next = Instant::now() + SAMPLE_PERIOD;
@@ -327,6 +355,7 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
         let cpu = ctx.meter.total_cpu_ns();
         let n = ctx.meter.total_numbers();
         let r = ctx.meter.total_requests();
+        let obs = observer.read();
         let dt = (t - last_t).max(1e-6);
         if dt > 1e-3 || !closed || out.is_empty() {
             let s = Sample {
@@ -336,10 +365,12 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
                 numbers_per_s: n.saturating_sub(last_n) as f64 / dt,
                 numbers_done: n,
                 requests_per_s: r.saturating_sub(last_r) as f64 / dt,
+                observer_cpu_percent: (100.0 * obs.saturating_sub(last_obs) as f64 / 1e9 / dt)
+                    as f32,
             };
             ctx.emit(Event::Sample(s.clone()));
             out.push(s);
-            (last_t, last_cpu, last_n, last_r) = (t, cpu, n, r);
+            (last_t, last_cpu, last_n, last_r, last_obs) = (t, cpu, n, r, obs);
         }
         if closed {
             return out;

@@ -125,6 +125,7 @@ fn summary_of(r: &RunReport) -> RunReport {
         user_s: r.user_s,
         sys_s: r.sys_s,
         cpu_percent: r.cpu_percent,
+        observer_cpu_percent: r.observer_cpu_percent,
         cores: r.cores,
         workers_lost: r.workers_lost,
         task_timeline: Vec::new(),
@@ -221,7 +222,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
         .show(ui, |ui| {
             egui::Grid::new("history_grid")
                 .striped(true)
-                .num_columns(12)
+                .num_columns(13)
                 .spacing([8.0, 3.0])
                 .show(ui, |ui| {
                     for h in [
@@ -233,6 +234,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
                         "user [s]",
                         "sys [s]",
                         "CPU [%]",
+                        "app CPU [%]",
                         "speed-up",
                         "efficiency",
                         "status",
@@ -269,6 +271,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
                         right(ui, format!("{:.3}", r.user_s));
                         right(ui, format!("{:.3}", r.sys_s));
                         right(ui, format!("{:.0}", r.cpu_percent));
+                        right(ui, format!("{:.1}", r.observer_cpu_percent));
                         right(ui, row.speedup.map_or("–".into(), |s| format!("{s:.2}×")));
                         right(ui, format!("{:.0} %", 100.0 * r.efficiency()));
                         let status = RichText::new(r.status.name()).color(match r.status {
@@ -311,6 +314,10 @@ fn column_help(h: &str) -> &'static str {
         "wall [s]" => "Wall-clock time of the run",
         "user [s]" | "sys [s]" => "The workers' CPU time in user and kernel mode",
         "CPU [%]" => "(user + sys) / wall, as `time` prints it",
+        "app CPU [%]" => {
+            "What this window itself used meanwhile (its UI and rendering threads), \
+             as % of one core: the observer effect"
+        }
         "speed-up" => "Throughput over the baseline's (= baseline wall / wall for the same work)",
         "efficiency" => "CPU % / (100 × cores): the share of the machine kept busy",
         _ => "",
@@ -365,6 +372,7 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
                 0.0
             });
         let plot = Plot::new(format!("history_{title}"))
+            .show_background(false)
             .height(h)
             .include_y(0.0)
             .include_y(top * if title == "CPU" { 1.45 } else { 1.1 })
@@ -440,6 +448,7 @@ mod tests {
             user_s: 0.0,
             sys_s: 0.0,
             cpu_percent: 100.0,
+            observer_cpu_percent: 0.0,
             cores: 2,
             workers_lost: 0,
             task_timeline: vec![],
@@ -450,6 +459,7 @@ mod tests {
                 numbers_per_s: 1.0,
                 numbers_done: 1,
                 requests_per_s: 0.0,
+                observer_cpu_percent: 0.0,
             }],
             io: None,
             gil: None,

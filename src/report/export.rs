@@ -37,6 +37,7 @@ struct Record<'a> {
     user_s: f64,
     sys_s: f64,
     cpu_percent: f64,
+    app_cpu_percent: f64,
     cores: usize,
     efficiency: f64,
     speedup: Option<f64>,
@@ -60,6 +61,7 @@ fn record<'a>(row: &ExportRow<'a>) -> Record<'a> {
         user_s: r.user_s,
         sys_s: r.sys_s,
         cpu_percent: r.cpu_percent,
+        app_cpu_percent: r.observer_cpu_percent,
         cores: r.cores,
         efficiency: r.efficiency(),
         speedup: row.speedup,
@@ -87,7 +89,7 @@ pub fn to_csv(rows: &[ExportRow<'_>]) -> Result<String, csv::Error> {
     Ok(String::from_utf8(bytes).expect("csv of UTF-8 fields is UTF-8"))
 }
 
-const HEADER: [&str; 18] = [
+const HEADER: [&str; 19] = [
     "id",
     "backend",
     "workload",
@@ -100,6 +102,7 @@ const HEADER: [&str; 18] = [
     "user_s",
     "sys_s",
     "cpu_percent",
+    "app_cpu_percent",
     "cores",
     "efficiency",
     "speedup",
@@ -123,14 +126,14 @@ pub fn to_json(rows: &[ExportRow<'_>]) -> String {
 /// A Markdown table, as hyperfine's `--export-markdown` gives.
 pub fn to_markdown(rows: &[ExportRow<'_>]) -> String {
     let mut out = String::from(
-        "| # | backend | workers | tasks × numbers | wall [s] | user [s] | sys [s] | CPU [%] | speed-up | efficiency | status |\n\
-         |--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|:--|\n",
+        "| # | backend | workers | tasks × numbers | wall [s] | user [s] | sys [s] | CPU [%] | app CPU [%] | speed-up | efficiency | status |\n\
+         |--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|\n",
     );
     for row in rows {
         let r = row.report;
         let speedup = row.speedup.map_or("–".to_string(), |s| format!("{s:.2}×"));
         out.push_str(&format!(
-            "| {} | {} | {} | {} × {} | {:.3} | {:.3} | {:.3} | {:.0} | {} | {:.0} % | {} |\n",
+            "| {} | {} | {} | {} × {} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {:.0} % | {} |\n",
             row.id,
             r.spec.backend,
             r.spec.workers,
@@ -140,6 +143,7 @@ pub fn to_markdown(rows: &[ExportRow<'_>]) -> String {
             r.user_s,
             r.sys_s,
             r.cpu_percent,
+            r.observer_cpu_percent,
             speedup,
             100.0 * r.efficiency(),
             r.status.name(),
@@ -180,6 +184,7 @@ mod tests {
             user_s: 1.5,
             sys_s: 0.25,
             cpu_percent: 175.0,
+            observer_cpu_percent: 4.0,
             cores: 2,
             workers_lost: 0,
             task_timeline: vec![],

@@ -46,6 +46,11 @@ pub struct RunReport {
     pub sys_s: f64,
     /// `(user + sys) / wall`, as `time` prints it.
     pub cpu_percent: f64,
+    /// CPU used during the run by this process outside the run, over wall time
+    /// (% of one core): the window's own cost when the app ran it, about 0 from
+    /// the command line. The observer effect, stated.
+    #[serde(default)]
+    pub observer_cpu_percent: f64,
     /// Logical cores available to the run.
     pub cores: usize,
     /// Workers that died during the run (their tasks were re-run).
@@ -111,5 +116,32 @@ impl RunReport {
             "{:.2}s user {:.2}s system {:.0}% cpu {:.3} total",
             self.user_s, self.sys_s, self.cpu_percent, self.wall_s
         )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A completed report of `spec` with no tasks run: a base for tests to fill.
+    pub fn report(spec: RunSpec) -> RunReport {
+        RunReport {
+            sums: vec![None; spec.tasks as usize],
+            spec,
+            status: RunStatus::Ok,
+            reason: None,
+            total: 0,
+            wall_s: 1.0,
+            user_s: 0.0,
+            sys_s: 0.0,
+            cpu_percent: 0.0,
+            observer_cpu_percent: 0.0,
+            cores: 2,
+            workers_lost: 0,
+            task_timeline: Vec::new(),
+            cpu_timeline: Vec::new(),
+            io: None,
+            gil: None,
+        }
     }
 }
