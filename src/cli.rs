@@ -173,6 +173,18 @@ pub struct GuiArgs {
     /// Write the app's frame timings as JSON here when the script is done.
     #[arg(long, value_name = "PATH")]
     pub frame_stats: Option<PathBuf>,
+    /// Write the history here when the script is done, as the JSON *Save JSON* writes.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Append a JSON line here each time the window shows a run in a new state
+    /// (running, ok, cancelled, failed), with the CLOCK_MONOTONIC time at which
+    /// that frame had been painted.
+    #[arg(long, value_name = "PATH")]
+    pub state_log: Option<PathBuf>,
+    /// A scripted run cancelled from the window (Esc) does not fail the script:
+    /// the next run starts.
+    #[arg(long)]
+    pub allow_cancel: bool,
 }
 
 #[derive(Args, Debug)]
@@ -289,13 +301,16 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn gui(args: &GuiArgs) -> ExitCode {
-    let options = EngineOptions {
-        worker_nice: gui::GUI_WORKER_NICE,
-        worker_sched_idle: true,
-        ..EngineOptions::default()
-    };
-    let scripted =
-        args.run.is_some() || args.screenshot.is_some() || args.exit || args.frame_stats.is_some();
+    // The window's workers are scheduled exactly as `scalelab run`'s: niced or
+    // SCHED_IDLE workers would be starved by any other load on the machine, and
+    // the window would measure something else than the command line does.
+    let options = EngineOptions::default();
+    let scripted = args.run.is_some()
+        || args.screenshot.is_some()
+        || args.exit
+        || args.frame_stats.is_some()
+        || args.report.is_some()
+        || args.state_log.is_some();
     let script = if scripted {
         let base = RunSpec {
             tasks: args.tasks,
@@ -311,6 +326,8 @@ fn gui(args: &GuiArgs) -> ExitCode {
         for (path, what) in [
             (&args.screenshot, "screenshot"),
             (&args.frame_stats, "frame stats"),
+            (&args.report, "report"),
+            (&args.state_log, "state log"),
         ] {
             if let Some(p) = path
                 && let Err(e) = check_writable(p, what)
@@ -322,6 +339,9 @@ fn gui(args: &GuiArgs) -> ExitCode {
             runs,
             screenshot: args.screenshot.clone(),
             frame_stats: args.frame_stats.clone(),
+            report: args.report.clone(),
+            state_log: args.state_log.clone(),
+            allow_cancel: args.allow_cancel,
             exit: args.exit,
         })
     } else {

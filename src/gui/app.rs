@@ -2,12 +2,13 @@
 //! executed at the end of the frame so drawing never changes the world halfway.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, Context, Key, Modifiers, RichText, Ui};
 
+use crate::engine::calibrate::{Calibration, RunSize};
 use crate::engine::event::Event;
 use crate::engine::spec::RunSpec;
 use crate::engine::{self, EngineOptions, RunHandle};
@@ -22,11 +23,13 @@ use super::live::{self, LiveRun};
 use super::screenshot::Screenshotter;
 use super::scripted::Script;
 pub use super::state::{AppState, ExportFormat, ThemeChoice};
+use super::state_log::StateLog;
 
 /// Key of the app's state in eframe's storage.
 pub const STATE_KEY: &str = "scalelab_state";
-/// Frame period while a run is live: about 60 Hz, never faster.
-pub const LIVE_REPAINT: Duration = Duration::from_millis(16);
+/// Frame period of the scripted mode's own steps (warm-up, settling), which
+/// happen while no run is live.
+const SCRIPT_REPAINT: Duration = Duration::from_millis(16);
 /// Most engine events folded per frame, so an event storm cannot stretch a frame.
 const MAX_EVENTS_PER_FRAME: usize = 20_000;
 
@@ -54,6 +57,8 @@ pub enum Command {
     CancelCompare,
     /// Open the desktop's folder dialog for the export folder.
     ChooseExportFolder,
+    /// Put this size (workers, tasks, numbers per task) into the form.
+    UseRunSize(RunSize),
 }
 
 /// A line in the status bar: a confirmation, or an error.
@@ -73,6 +78,14 @@ pub struct ScalelabApp {
     run: Option<RunHandle>,
     /// Set by the engine's waker once per frame at most; cleared when events are drained.
     wake_pending: Arc<AtomicBool>,
+    /// The live refresh period in ms, read by the engine's waker on the workers' side.
+    refresh_ms: Arc<AtomicU64>,
+    /// This machine's kernel speed, when measured (sizes the "a few seconds" preset).
+    calibration: Option<Calibration>,
+    /// Runs started in this session (numbers the state log's runs).
+    runs_started: u64,
+    /// `--state-log`: what the window showed, and when.
+    state_log: Option<StateLog>,
     live: Option<LiveRun>,
     frames: FrameStats,
     shots: Screenshotter,
@@ -96,6 +109,12 @@ impl ScalelabApp {
             options,
             run: None,
             wake_pending: Arc::new(AtomicBool::new(false)),
+            refresh_ms: Arc::new(AtomicU64::new(
+                super::live::Refresh::default().period().as_millis() as u64,
+            )),
+            calibration: None,
+            runs_started: 0,
+            state_log: None,
             live: None,
             frames: FrameStats::default(),
             shots: Screenshotter::default(),
@@ -133,10 +152,28 @@ impl ScalelabApp {
     /// The scripted mode: fresh state, nothing persisted, outcome reported into `slot`.
     pub fn scripted(script: Script, options: EngineOptions, slot: OutcomeSlot) -> Self {
         let mut app = Self::new(AppState::default(), options);
+        if let Some(path) = &script.config.state_log {
+            match StateLog::open(path) {
+                Ok(log) => app.state_log = Some(log),
+                Err(e) => app.error(format!("cannot log states to {}: {e}", path.display())),
+            }
+        }
         app.script = Some(script);
         app.outcome = Some(slot);
         app.persist = false;
         app
+    }
+
+    /// Sizes the presets (and, for a fresh form, the first run) from a measure
+    /// of this machine's kernel.
+    pub fn with_calibration(mut self, c: Calibration, fresh_form: bool) -> Self {
+        if fresh_form {
+            self.state
+                .form
+                .set_size(&c.busy_run(controls::BUSY_SECONDS));
+        }
+        self.calibration = Some(c);
+        self
     }
 
     pub fn is_running(&self) -> bool {
@@ -188,9 +225,19 @@ impl ScalelabApp {
         // Frame intervals count while a run is live; the scripted mode also repaints
         // continuously (warm-up, settling) but those frames are not under load.
         self.frames.begin(Instant::now(), now_s, self.run.is_some());
-        if self.run.is_some() || self.script.as_ref().is_some_and(Script::active) {
-            // Display rate while something moves; idle, only input wakes the app.
-            ctx.request_repaint_after(LIVE_REPAINT);
+        if let Some(log) = &mut self.state_log {
+            log.frame_started();
+        }
+        let refresh = self.state.live_options.refresh.period();
+        self.refresh_ms
+            .store(refresh.as_millis() as u64, Ordering::Relaxed);
+        if self.run.is_some() {
+            // The live refresh while a run goes (elapsed time, ETA, charts); idle,
+            // only input or new data wakes the app. Every frame costs the machine
+            // CPU that the run would otherwise have had.
+            ctx.request_repaint_after(refresh);
+        } else if self.script.as_ref().is_some_and(Script::active) {
+            ctx.request_repaint_after(SCRIPT_REPAINT);
         }
         if self.theme_applied != Some(self.state.theme) {
             ctx.set_theme(self.state.theme.preference());
@@ -217,6 +264,7 @@ impl ScalelabApp {
             commands.push(c);
         }
         commands.extend(self.draw(ui));
+        self.log_shown_state(&ctx);
         if let Some(result) = self.shots.update(&ctx) {
             commands.extend(self.screenshot_done(result));
         }
@@ -226,6 +274,22 @@ impl ScalelabApp {
             }
         }
         self.frames.end(now_s);
+    }
+
+    /// Tells the state log what this frame drew (before commands change it).
+    fn log_shown_state(&mut self, ctx: &Context) {
+        if let Some(log) = &mut self.state_log {
+            let shown = self.live.as_ref().map(|l| {
+                let state = match l.ended {
+                    None => "running",
+                    Some((status, _)) => status.name(),
+                };
+                (self.runs_started, state)
+            });
+            if log.frame_shows(shown) {
+                ctx.request_repaint();
+            }
+        }
     }
 
     /// Folds pending engine events into the live run; files the report when it ends.
@@ -292,7 +356,11 @@ impl ScalelabApp {
 
     fn draw(&mut self, ui: &mut Ui) -> Vec<Command> {
         let mut out = Vec::new();
-        egui::Panel::top("top_bar").show(ui, |ui| {
+        // Panels paint no background of their own: the frame is cleared to the panel
+        // colour (see `clear_color`), which costs a software renderer nothing, where
+        // filling the whole window again would shade every pixel once more per frame.
+        let bare = egui::Frame::side_top_panel(ui.style()).fill(Color32::TRANSPARENT);
+        egui::Panel::top("top_bar").frame(bare).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading(RichText::new("scalelab").strong());
                 ui.label(RichText::new("how concurrency architectures scale").weak());
@@ -342,34 +410,53 @@ impl ScalelabApp {
                 });
             });
         });
-        egui::Panel::bottom("status_bar").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                if let Some(n) = &self.notice {
-                    let color = if n.is_error {
-                        ui.visuals().error_fg_color
-                    } else {
-                        ui.visuals().text_color()
-                    };
-                    ui.label(RichText::new(&n.text).color(color));
-                }
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.label(
-                        RichText::new(self.frames.meter_text())
-                            .small()
-                            .color(Color32::GRAY),
-                    )
-                    .on_hover_text(
-                        "Time spent building each frame, and frame rate while a run is live.",
-                    );
+        egui::Panel::bottom("status_bar")
+            .frame(bare)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if let Some(n) = &self.notice {
+                        let color = if n.is_error {
+                            ui.visuals().error_fg_color
+                        } else {
+                            ui.visuals().text_color()
+                        };
+                        ui.label(RichText::new(&n.text).color(color));
+                    }
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        ui.label(
+                            RichText::new(self.frames.meter_text())
+                                .small()
+                                .color(Color32::GRAY),
+                        )
+                        .on_hover_text(
+                            "Time spent building each frame, and frame rate while a run is live.",
+                        );
+                        if let Some(live) = &self.live
+                            && live.is_live()
+                            && let Some(p) = live.recent_observer_percent(2.0)
+                        {
+                            ui.separator();
+                            ui.label(
+                                RichText::new(format!("this window: {p:.1} % of a core"))
+                                    .small()
+                                    .color(Color32::GRAY),
+                            )
+                            .on_hover_text(
+                                "CPU this app used over the last 2 s outside the run: its UI \
+                             thread and its renderer's threads. The workers did not get it.",
+                            );
+                        }
+                    });
                 });
             });
-        });
         egui::Panel::left("controls")
+            .frame(bare)
             .default_size(300.0)
             .min_size(260.0)
             .show(ui, |ui| {
                 let cx = PanelContext {
                     cores: self.cores,
+                    calibration: self.calibration,
                     // A comparison measures too: runs would disturb it.
                     running: self.is_running() || self.is_comparing(),
                 };
@@ -379,6 +466,7 @@ impl ScalelabApp {
             });
         let history_h = (ui.available_height() * 0.40).max(220.0);
         egui::Panel::bottom("history")
+            .frame(bare)
             .resizable(true)
             .default_size(history_h)
             .min_size(160.0)
@@ -392,8 +480,15 @@ impl ScalelabApp {
                     shown,
                 ));
             });
-        egui::CentralPanel::default().show(ui, |ui| {
-            live::show(ui, self.live.as_mut(), &mut self.state.live_options);
+        let busy = self.calibration.map(|c| c.busy_run(controls::BUSY_SECONDS));
+        let central = egui::Frame::central_panel(ui.style()).fill(Color32::TRANSPARENT);
+        egui::CentralPanel::default().frame(central).show(ui, |ui| {
+            out.extend(live::show(
+                ui,
+                self.live.as_mut(),
+                &mut self.state.live_options,
+                busy,
+            ));
         });
         if self.compare_open
             && let Some(job) = &self.compare
@@ -474,6 +569,10 @@ impl ScalelabApp {
                 }
             }
             Command::ChooseExportFolder => self.open_folder_dialog(ctx),
+            Command::UseRunSize(size) => {
+                self.state.form.set_size(&size);
+                self.info("The form now holds a run of a few seconds: press Run.");
+            }
         }
         Vec::new()
     }
@@ -486,17 +585,26 @@ impl ScalelabApp {
             self.error("The comparison with CPython is measuring; run when it is done.");
             return Vec::new();
         }
-        let (repaint, pending) = (ctx.clone(), self.wake_pending.clone());
+        let (repaint, pending, period) = (
+            ctx.clone(),
+            self.wake_pending.clone(),
+            self.refresh_ms.clone(),
+        );
         // Every worker calls this after each event. Only the first call per frame touches
-        // egui's context: 1024 niced workers taking its lock would starve the UI thread.
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            if !pending.swap(true, Ordering::AcqRel) {
-                repaint.request_repaint_after(LIVE_REPAINT);
+        // egui's context: 1024 workers taking its lock would starve the UI thread. New data
+        // is drawn at the refresh pace; the run's end at once.
+        let wake: engine::Waker = Arc::new(move |last| {
+            if last {
+                repaint.request_repaint();
+            } else if !pending.swap(true, Ordering::AcqRel) {
+                repaint
+                    .request_repaint_after(Duration::from_millis(period.load(Ordering::Relaxed)));
             }
         });
         match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
             Ok(handle) => {
                 self.run = Some(handle);
+                self.runs_started += 1;
                 // The form shows what runs (the scripted mode's runs included).
                 self.state.form = SpecForm::from_spec(&spec);
                 self.live = Some(LiveRun::new(spec.clone(), self.cores));
@@ -611,6 +719,15 @@ impl ScalelabApp {
         let Some(script) = &self.script else {
             return;
         };
+        if let Some(path) = &script.config.report {
+            let json = ExportFormat::Json.render(&self.state.history.rows());
+            if let Err(e) =
+                json.and_then(|j| std::fs::write(path, j + "\n").map_err(|e| e.to_string()))
+            {
+                let msg = format!("cannot write the report to {}: {e}", path.display());
+                outcome = outcome.and(Err(msg));
+            }
+        }
         if let Some(path) = &script.config.frame_stats {
             let json = serde_json::to_string_pretty(&self.frames.summary())
                 .expect("frame stats serialize");
@@ -655,6 +772,11 @@ impl eframe::App for ScalelabApp {
             self.frames.record_frame_cpu(s);
         }
         self.ui_body(ui);
+    }
+
+    /// The panels' colour: they paint no background of their own (see `draw`).
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -2,7 +2,9 @@
 //! frames come while a run is live. Shown in a small status meter, written as JSON
 //! by `--frame-stats`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::metrics::clocks::this_thread_cpu;
 
 use egui::util::History;
 use serde::Serialize;
@@ -13,11 +15,16 @@ const MAX_KEPT: usize = 1_000_000;
 /// Rolling and whole-session frame timings.
 pub struct FrameStats {
     frame_start: Option<Instant>,
+    /// The UI thread's CPU clock at the start of the frame.
+    frame_start_cpu: Duration,
     /// Start of the previous frame, when that frame was itself live.
     last_live_start: Option<Instant>,
     recent_build_ms: History<f32>,
     recent_interval_ms: History<f32>,
     build_ms: Vec<f32>,
+    /// The UI thread's CPU time per build: what the build cost, without the time
+    /// the scheduler gave the core to someone else (a worker) halfway through.
+    build_cpu_ms: Vec<f32>,
     interval_ms: Vec<f32>,
     /// eframe's whole-frame time (build, tessellation, painting), when it reports one.
     frame_cpu_ms: Vec<f32>,
@@ -34,6 +41,9 @@ pub struct FrameSummary {
     /// Time spent in the app's own `ui` code per frame (not tessellation or painting).
     pub build_ms_p50: f64,
     pub build_ms_p99: f64,
+    /// The UI thread's CPU time in the app's own `ui` code per frame.
+    pub build_cpu_ms_p50: f64,
+    pub build_cpu_ms_p99: f64,
     /// eframe's own measure of a whole frame (our build, tessellation, GL painting, swap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_cpu_ms_p50: Option<f64>,
@@ -45,10 +55,12 @@ impl Default for FrameStats {
     fn default() -> Self {
         Self {
             frame_start: None,
+            frame_start_cpu: Duration::ZERO,
             last_live_start: None,
             recent_build_ms: History::new(0..300, 2.0),
             recent_interval_ms: History::new(0..300, 2.0),
             build_ms: Vec::new(),
+            build_cpu_ms: Vec::new(),
             interval_ms: Vec::new(),
             frame_cpu_ms: Vec::new(),
         }
@@ -60,6 +72,7 @@ impl FrameStats {
     /// idle, the app waits for input, and that wait is not a late frame.
     pub fn begin(&mut self, now: Instant, now_s: f64, live: bool) {
         self.frame_start = Some(now);
+        self.frame_start_cpu = this_thread_cpu();
         if let Some(prev) = self.last_live_start.filter(|_| live) {
             let ms = (now - prev).as_secs_f32() * 1000.0;
             self.recent_interval_ms.add(now_s, ms);
@@ -74,6 +87,8 @@ impl FrameStats {
             let ms = start.elapsed().as_secs_f32() * 1000.0;
             self.recent_build_ms.add(now_s, ms);
             push_capped(&mut self.build_ms, ms);
+            let cpu = this_thread_cpu().saturating_sub(self.frame_start_cpu);
+            push_capped(&mut self.build_cpu_ms, cpu.as_secs_f32() * 1000.0);
         }
     }
 
@@ -90,6 +105,8 @@ impl FrameStats {
             frame_interval_ms_p99: percentile(&self.interval_ms, 99.0),
             build_ms_p50: percentile(&self.build_ms, 50.0),
             build_ms_p99: percentile(&self.build_ms, 99.0),
+            build_cpu_ms_p50: percentile(&self.build_cpu_ms, 50.0),
+            build_cpu_ms_p99: percentile(&self.build_cpu_ms, 99.0),
             frame_cpu_ms_p50: (!self.frame_cpu_ms.is_empty())
                 .then(|| percentile(&self.frame_cpu_ms, 50.0)),
             frame_cpu_ms_p99: (!self.frame_cpu_ms.is_empty())
@@ -132,7 +149,6 @@ fn percentile(values: &[f32], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn percentiles_use_nearest_rank() {

@@ -11,6 +11,7 @@ pub mod live;
 pub mod screenshot;
 pub mod scripted;
 pub mod state;
+pub mod state_log;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,12 +19,10 @@ use std::sync::{Arc, Mutex};
 use egui::Color32;
 
 use crate::engine::EngineOptions;
+use crate::engine::calibrate::Calibration;
 use crate::engine::spec::BackendKind;
 use app::ScalelabApp;
 use scripted::{Script, ScriptConfig};
-
-/// Nice increment of GUI runs' workers: the UI thread keeps its share of the CPU.
-pub const GUI_WORKER_NICE: i32 = 10;
 
 /// How to start the window.
 #[derive(Debug, Clone, Default)]
@@ -44,9 +43,16 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
             .with_inner_size([1440.0, 900.0])
             .with_min_inner_size([960.0, 640.0]),
         persist_window: !scripted,
+        // Dithering runs per pixel on every frame; on a software renderer
+        // (llvmpipe: VMs, remote desktops, machines without a GPU) that is CPU
+        // taken from the run being measured, for banding egui's flat colours do not have.
+        dithering: false,
         ..Default::default()
     };
     let (options, script, app_slot) = (config.options, config.script, slot.clone());
+    // Some 20 ms, before the window opens: sizes a first run that lasts long
+    // enough to watch (the chapter's 8 × 1,000,000 is over before a sample).
+    let calibration = Calibration::measure();
     let result = eframe::run_native(
         "scalelab",
         native,
@@ -55,7 +61,12 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
                 Some(s) => ScalelabApp::scripted(Script::new(s), options, app_slot),
                 None => {
                     let backup = eframe::storage_dir("scalelab").unwrap_or_else(std::env::temp_dir);
+                    let fresh = cc
+                        .storage
+                        .and_then(|s| s.get_string(app::STATE_KEY))
+                        .is_none();
                     ScalelabApp::from_storage(cc.storage, options, &backup)
+                        .with_calibration(calibration, fresh)
                 }
             };
             Ok(Box::new(app))

@@ -97,6 +97,12 @@ pub struct ScriptConfig {
     pub runs: Vec<RunSpec>,
     pub screenshot: Option<PathBuf>,
     pub frame_stats: Option<PathBuf>,
+    /// Where the history goes as JSON (the same as *Save JSON*) once done.
+    pub report: Option<PathBuf>,
+    /// Where each state the window shows is logged with its time (`--state-log`).
+    pub state_log: Option<PathBuf>,
+    /// A run cancelled from the window does not fail the script.
+    pub allow_cancel: bool,
     /// Close the window once done.
     pub exit: bool,
 }
@@ -174,7 +180,10 @@ impl Script {
 
     /// A run of the script ended: anything but success fails the script.
     pub fn on_run_ended(&mut self, report: &RunReport) -> Option<Command> {
-        if self.phase != Phase::Runs || report.status == RunStatus::Ok {
+        if self.phase != Phase::Runs
+            || report.status == RunStatus::Ok
+            || (report.status == RunStatus::Cancelled && self.config.allow_cancel)
+        {
             return None;
         }
         let why = report.reason.as_deref().unwrap_or("no reason given");
@@ -257,12 +266,44 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_run_fails_the_script_unless_cancels_are_allowed() {
+        let report = |status| RunReport {
+            status,
+            reason: Some("cancelled by the user".into()),
+            ..crate::report::tests_support::report(RunSpec::default())
+        };
+        for (allow, fails) in [(false, true), (true, false)] {
+            let mut s = Script::new(ScriptConfig {
+                runs: parse_run_list("threads:1,threads:1", &RunSpec::default()).unwrap(),
+                allow_cancel: allow,
+                ..ScriptConfig::default()
+            });
+            for _ in 0..=WARM_UP_FRAMES {
+                let _ = s.step(false);
+            }
+            let c = s.on_run_ended(&report(RunStatus::Cancelled));
+            assert_eq!(
+                matches!(c, Some(Command::FinishScript(Err(_)))),
+                fails,
+                "allow_cancel {allow}: {c:?}"
+            );
+            // A failed run fails the script either way.
+            if !fails {
+                assert!(matches!(
+                    s.on_run_ended(&report(RunStatus::Failed)),
+                    Some(Command::FinishScript(Err(_)))
+                ));
+            }
+        }
+    }
+
+    #[test]
     fn script_runs_then_screenshots_then_finishes() {
         let mut s = Script::new(ScriptConfig {
             runs: parse_run_list("threads:1,processes:1", &RunSpec::default()).unwrap(),
             screenshot: Some("x.png".into()),
-            frame_stats: None,
             exit: true,
+            ..ScriptConfig::default()
         });
         for _ in 0..WARM_UP_FRAMES {
             assert!(s.step(false).is_none());

@@ -46,10 +46,61 @@ impl CoreView {
     }
 }
 
+/// How often the window redraws while a run goes. Samples come at 10 Hz, so
+/// faster only spends the machine's CPU on frames that show nothing new; like
+/// top or btop, a slower refresh costs less still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Refresh {
+    /// Once a second.
+    Hz1,
+    Hz2,
+    /// About 7 frames a second (the default): the charts move several times a
+    /// second while a software-rendered window takes some 5 % of a 2-core machine.
+    #[default]
+    Hz7,
+    /// Every sample.
+    Hz10,
+    /// Smooth progress bars, at several times the cost.
+    Hz30,
+}
+
+impl Refresh {
+    pub const ALL: [Refresh; 5] = [
+        Refresh::Hz1,
+        Refresh::Hz2,
+        Refresh::Hz7,
+        Refresh::Hz10,
+        Refresh::Hz30,
+    ];
+
+    /// Time between two frames while a run is live.
+    pub fn period(self) -> std::time::Duration {
+        std::time::Duration::from_millis(match self {
+            Refresh::Hz1 => 1000,
+            Refresh::Hz2 => 500,
+            Refresh::Hz7 => 150,
+            Refresh::Hz10 => 100,
+            Refresh::Hz30 => 33,
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refresh::Hz1 => "1 Hz",
+            Refresh::Hz2 => "2 Hz",
+            Refresh::Hz7 => "7 Hz",
+            Refresh::Hz10 => "10 Hz (every sample)",
+            Refresh::Hz30 => "30 Hz",
+        }
+    }
+}
+
 /// The live charts' own settings (persisted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LiveOptions {
     pub core_view: CoreView,
+    pub refresh: Refresh,
 }
 
 /// A task a worker is running now.
@@ -83,6 +134,12 @@ pub struct LiveRun {
     average: Vec<PlotPoint>,
     run_cpu: Vec<PlotPoint>,
     throughput: Vec<PlotPoint>,
+    /// The run's share of the whole machine (0..=100, like a core's utilisation).
+    run_share: Vec<PlotPoint>,
+    /// Everything else on the machine, this app included (0..=100 of the machine).
+    others_share: Vec<PlotPoint>,
+    /// This app's own CPU outside the run, % of one core.
+    observer: Vec<PlotPoint>,
     sampled_numbers: u64,
     finished_numbers: u64,
     lanes: Vec<WorkerLane>,
@@ -118,6 +175,9 @@ impl LiveRun {
             average: Vec::new(),
             run_cpu: Vec::new(),
             throughput: Vec::new(),
+            run_share: Vec::new(),
+            others_share: Vec::new(),
+            observer: Vec::new(),
             sampled_numbers: 0,
             finished_numbers: 0,
             lanes,
@@ -231,8 +291,28 @@ impl LiveRun {
         self.run_cpu.push(PlotPoint::new(s.t_s, s.run_cpu_percent));
         self.throughput.push(PlotPoint::new(s.t_s, s.numbers_per_s));
         self.requests.push(PlotPoint::new(s.t_s, s.requests_per_s));
+        let n = s.per_core.len().max(1) as f64;
+        let run_share = (f64::from(s.run_cpu_percent) / n).min(100.0);
+        self.run_share.push(PlotPoint::new(s.t_s, run_share));
+        self.others_share
+            .push(PlotPoint::new(s.t_s, (f64::from(avg) - run_share).max(0.0)));
+        self.observer
+            .push(PlotPoint::new(s.t_s, f64::from(s.observer_cpu_percent)));
         self.sampled_numbers = s.numbers_done;
         self.heat_stale = true;
+    }
+
+    /// This app's own CPU over the last `window_s` seconds of samples, % of one core.
+    pub fn recent_observer_percent(&self, window_s: f64) -> Option<f64> {
+        let last = self.observer.last()?.x;
+        let recent: Vec<f64> = self
+            .observer
+            .iter()
+            .rev()
+            .take_while(|p| p.x > last - window_s)
+            .map(|p| p.y)
+            .collect();
+        Some(recent.iter().sum::<f64>() / recent.len().max(1) as f64)
     }
 
     /// True while the run has not ended.
@@ -333,8 +413,13 @@ mod tests {
             numbers_per_s: 1000.0,
             numbers_done: 100,
             requests_per_s: 0.0,
+            observer_cpu_percent: 3.0,
         }));
         assert_eq!(live.average[0].y, 75.0);
+        // The run's 150 % of one core is 75 % of two; nothing else was busy.
+        assert_eq!(live.run_share[0].y, 75.0);
+        assert_eq!(live.others_share[0].y, 0.0);
+        assert_eq!(live.recent_observer_percent(2.0), Some(3.0));
         assert_eq!(live.lanes[1].finished.len(), 1);
         // A worker index beyond the spec (a replacement) gets a lane of its own.
         live.apply(&Event::WorkerStarted {

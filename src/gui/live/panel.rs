@@ -4,14 +4,19 @@
 use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoint, PlotPoints};
 
-use super::{CoreView, LiveOptions, LiveRun};
+use super::{CoreView, LiveOptions, LiveRun, Refresh};
+use crate::engine::calibrate::RunSize;
 use crate::engine::spec::{BackendKind, WorkloadKind};
+use crate::gui::app::Command;
 use crate::gui::charts::{
     fmt_rate, fmt_secs, heat_color, lane_step, sparse_value_grid, step_tick, task_color, time_grid,
     value_grid,
 };
 use crate::report::RunStatus;
 use crate::report::export::group_thousands;
+
+/// The run's own colour in the CPU charts.
+const RUN_COLOR: Color32 = Color32::from_rgb(230, 120, 40);
 
 /// Columns at most in the heat-map texture: older samples are averaged together.
 const HEAT_MAX_COLUMNS: usize = 600;
@@ -23,18 +28,34 @@ fn time_span(live: &LiveRun) -> std::ops::RangeInclusive<f64> {
     0.0..=live.elapsed_s().max(0.1)
 }
 
-/// Draws the whole live section in the space given.
-pub fn show(ui: &mut Ui, live: Option<&mut LiveRun>, options: &mut LiveOptions) {
+/// A run shorter than this is over before the charts have anything to show
+/// (samples come every 100 ms).
+const TOO_SHORT_S: f64 = 0.1;
+
+/// Draws the whole live section in the space given; `busy` is a run size that
+/// keeps this machine busy for a few seconds, offered when a run was too short.
+pub fn show(
+    ui: &mut Ui,
+    live: Option<&mut LiveRun>,
+    options: &mut LiveOptions,
+    busy: Option<RunSize>,
+) -> Option<Command> {
     let Some(live) = live else {
         ui.vertical_centered(|ui| {
             ui.add_space(ui.available_height() / 3.0);
             ui.heading("No run yet");
             ui.label("Pick a backend and a worker count on the left, then Run (Ctrl+Enter).");
         });
-        return;
+        return None;
     };
-    header(ui, live);
+    header(ui, live, options);
     ui.add_space(4.0);
+    if let Some((_, wall)) = live.ended
+        && wall < TOO_SHORT_S
+        && !live.timelines_missing
+    {
+        return too_short(ui, wall, busy);
+    }
     let row_h = ((ui.available_height() - 12.0) / 2.0).max(120.0);
     ui.columns(2, |c| {
         core_chart(&mut c[0], live, options, row_h);
@@ -51,6 +72,37 @@ pub fn show(ui: &mut Ui, live: Option<&mut LiveRun>, options: &mut LiveOptions) 
             timeline(&mut c[1], live, row_h);
         }
     });
+    None
+}
+
+/// Where the charts would be: the run was over before a sample was taken.
+fn too_short(ui: &mut Ui, wall_s: f64, busy: Option<RunSize>) -> Option<Command> {
+    let mut command = None;
+    ui.vertical_centered(|ui| {
+        ui.add_space(ui.available_height() / 4.0);
+        ui.heading(format!(
+            "This run took {}: too short to chart",
+            fmt_secs(wall_s)
+        ));
+        ui.label(
+            "The charts sample the machine every 100 ms, so a run this short shows a dot \
+             at most, and its %CPU is mostly start-up and shut-down.",
+        );
+        if let Some(size) = busy {
+            ui.add_space(8.0);
+            let text = format!(
+                "Use {} tasks × {} numbers, {} workers (about {:.0} s here)",
+                size.tasks,
+                group_thousands(size.numbers_per_task),
+                size.workers,
+                crate::gui::controls::BUSY_SECONDS
+            );
+            if ui.button(text).clicked() {
+                command = Some(Command::UseRunSize(size));
+            }
+        }
+    });
+    command
 }
 
 /// One lane per worker, a bar for each stretch it held the emulated GIL.
@@ -103,7 +155,7 @@ fn gil_lanes(ui: &mut Ui, live: &LiveRun, height: f32) {
     });
 }
 
-fn header(ui: &mut Ui, live: &LiveRun) {
+fn header(ui: &mut Ui, live: &LiveRun, options: &mut LiveOptions) {
     let s = &live.spec;
     let elapsed = live.elapsed_s();
     let f = live.fraction_done();
@@ -147,6 +199,21 @@ fn header(ui: &mut Ui, live: &LiveRun) {
                     .color(ui.visuals().warn_fg_color),
             );
         }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            egui::ComboBox::from_id_salt("refresh")
+                .selected_text(options.refresh.label())
+                .show_ui(ui, |ui| {
+                    for r in Refresh::ALL {
+                        ui.selectable_value(&mut options.refresh, r, r.label());
+                    }
+                })
+                .response
+                .labelled_by(ui.label("refresh").id)
+                .on_hover_text(
+                    "How often the window redraws while a run goes. Each frame costs CPU \
+                     the workers would otherwise get (\"this window\" in the status bar).",
+                );
+        });
     });
     let eta = if live.is_live() && f > 0.0 {
         format!(" · ETA {}", fmt_secs(elapsed * (1.0 - f) / f))
@@ -209,6 +276,7 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
         Color32::BLACK
     };
     Plot::new("per_core_cpu")
+        .show_background(false)
         .x_grid_spacer(time_grid)
         .x_axis_formatter(step_tick)
         .height(height.max(40.0))
@@ -227,7 +295,20 @@ fn average_plot(ui: &mut Ui, live: &LiveRun, height: f32, per_core: bool) {
                 }
             }
             p.line(
-                Line::new("average", PlotPoints::Borrowed(&live.average))
+                Line::new("this run", PlotPoints::Borrowed(&live.run_share))
+                    .color(RUN_COLOR.gamma_multiply(0.8))
+                    .fill(0.0),
+            );
+            p.line(
+                Line::new(
+                    "everything else, this app included",
+                    PlotPoints::Borrowed(&live.others_share),
+                )
+                .width(1.5)
+                .color(Color32::from_rgb(200, 60, 160)),
+            );
+            p.line(
+                Line::new("all cores (average)", PlotPoints::Borrowed(&live.average))
                     .width(2.5)
                     .color(average_color),
             );
@@ -264,6 +345,7 @@ fn heat_strip(ui: &mut Ui, live: &mut LiveRun, height: f32) {
     let cores = live.per_core.len().max(1);
     let t_end = live.average.last().map_or(0.1, |p| p.x).max(0.1);
     Plot::new("per_core_heat")
+        .show_background(false)
         .x_grid_spacer(time_grid)
         .x_axis_formatter(step_tick)
         .height(height.max(40.0))
@@ -303,9 +385,11 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
     let machine = 100.0 * live.cores as f64;
     ui.label(RichText::new("Run CPU and throughput").strong())
         .on_hover_text(
-            "%CPU as `time` computes it: the workers' CPU time over wall time, per 100 ms.",
+            "%CPU as `time` computes it: the workers' CPU time over wall time, per 100 ms. \
+             \"this window\" is what the app itself used meanwhile, outside the run.",
         );
     Plot::new("run_cpu")
+        .show_background(false)
         .x_grid_spacer(time_grid)
         .show_axes([false, true])
         .height((plots_h * 0.44).max(40.0))
@@ -319,8 +403,13 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
             p.set_plot_bounds_x(time_span(live));
             p.line(
                 Line::new("run %CPU", PlotPoints::Borrowed(&live.run_cpu))
-                    .color(Color32::from_rgb(230, 120, 40))
+                    .color(RUN_COLOR)
                     .fill(0.0),
+            );
+            p.line(
+                Line::new("this window", PlotPoints::Borrowed(&live.observer))
+                    .width(1.5)
+                    .color(Color32::from_rgb(200, 60, 160)),
             );
             p.hline(
                 egui_plot::HLine::new(format!("all {} cores", live.cores), machine)
@@ -334,6 +423,7 @@ fn run_charts(ui: &mut Ui, live: &LiveRun, height: f32) {
         (&live.throughput, "numbers/s")
     };
     Plot::new("throughput")
+        .show_background(false)
         .x_grid_spacer(time_grid)
         .x_axis_formatter(step_tick)
         .height((plots_h * 0.56 - 6.0).max(40.0))
@@ -444,6 +534,7 @@ fn timeline(ui: &mut Ui, live: &LiveRun, height: f32) {
 /// A time chart with one horizontal lane per worker, numbered from the top.
 fn lanes_plot(id: &str, lanes: usize, height: f32, y_label: &str) -> Plot<'static> {
     Plot::new(id)
+        .show_background(false)
         .x_grid_spacer(time_grid)
         .x_axis_formatter(step_tick)
         .height(height)
