@@ -1,0 +1,138 @@
+//! The live view's honesty, through egui_kittest: a first run sized from the
+//! machine's own speed, a run too short to chart says so and offers a longer
+//! one, and the window's own cost is on screen while a run goes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use scalelab::engine::EngineOptions;
+use scalelab::engine::calibrate::Calibration;
+use scalelab::gui::app::{AppState, ScalelabApp, ThemeChoice};
+use scalelab::report::RunStatus;
+
+/// This machine as the calibration saw it in these tests: 2 cores, 1 ns a number.
+const CALIBRATION: Calibration = Calibration {
+    ns_per_number: 1.0,
+    cores: 2,
+};
+
+fn app(fresh_form: bool) -> ScalelabApp {
+    let state = AppState {
+        theme: ThemeChoice::Dark,
+        ..AppState::default()
+    };
+    let options = EngineOptions {
+        worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
+        ..EngineOptions::default()
+    };
+    ScalelabApp::new(state, options).with_calibration(CALIBRATION, fresh_form)
+}
+
+fn harness(app: ScalelabApp) -> Harness<'static, ScalelabApp> {
+    Harness::builder()
+        .with_size([1440.0, 900.0])
+        .build_ui_state(|ui, app: &mut ScalelabApp| app.ui_body(ui), app)
+}
+
+fn set_field(h: &mut Harness<'_, ScalelabApp>, label: &str, text: &str) {
+    h.get_by_label(label).set_text_value_accesskit(text);
+    h.run_steps(2);
+}
+
+fn step_until(h: &mut Harness<'_, ScalelabApp>, what: &str, done: impl Fn(&ScalelabApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(h.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn a_fresh_form_holds_a_run_of_a_few_seconds_here() {
+    let h = harness(app(true));
+    let form = &h.state().state.form;
+    // 8 tasks on 2 cores at 1 ns a number: 4 x 750,000,000 per core, 3 s.
+    assert_eq!(
+        (
+            form.workers.as_str(),
+            form.tasks.as_str(),
+            form.numbers.as_str()
+        ),
+        ("8", "8", "750,000,000")
+    );
+    // A saved form is left as the user left it.
+    let h = harness(app(false));
+    assert_eq!(h.state().state.form.numbers, "1,000,000");
+}
+
+#[test]
+fn a_run_too_short_to_chart_says_so_and_offers_a_longer_one() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    set_field(&mut h, "Workers", "2");
+    set_field(&mut h, "Tasks", "2");
+    set_field(&mut h, "Numbers per task", "1,000");
+    h.get_by_label("Run").click();
+    h.step();
+    step_until(&mut h, "the run to finish", |a| !a.is_running());
+    h.run();
+    let wall = h.state().state.history.entries[0].report.wall_s;
+    assert!(wall < 0.1, "the run took {wall} s: not too short");
+    assert!(
+        h.query_by_label_contains("too short to chart").is_some(),
+        "no word that the run was too short"
+    );
+    h.get_by_label_contains("about 3 s here").click();
+    h.run();
+    let form = &h.state().state.form;
+    assert_eq!(
+        (
+            form.workers.as_str(),
+            form.tasks.as_str(),
+            form.numbers.as_str()
+        ),
+        ("8", "8", "750,000,000")
+    );
+}
+
+#[test]
+fn the_windows_own_cost_is_shown_while_a_run_goes_and_kept_with_it() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    set_field(&mut h, "Workers", "2");
+    set_field(&mut h, "Tasks", "2");
+    // Far longer than the test: it is cancelled.
+    set_field(&mut h, "Numbers per task", "100,000,000,000");
+    h.get_by_label("Run").click();
+    h.step();
+    assert!(h.state().is_running());
+    // Two samples at least (100 ms apart), then the status bar states the cost.
+    step_until(&mut h, "two samples", |a| {
+        a.live()
+            .is_some_and(|l| l.recent_observer_percent(2.0).is_some() && l.elapsed_s() > 0.3)
+    });
+    assert!(
+        h.query_by_label_contains("this window:").is_some(),
+        "the status bar does not say what the window costs"
+    );
+    assert!(h.query_by_label_contains("% of a core").is_some());
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, "the run to end", |a| !a.is_running());
+    h.run();
+    let r = &h.state().state.history.entries[0].report;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    // Kept with the run: every sample, and its average over the run.
+    assert!(r.observer_cpu_percent.is_finite() && r.observer_cpu_percent >= 0.0);
+    assert!(
+        h.query_by_label("app CPU [%]").is_some(),
+        "no app CPU column"
+    );
+    // Idle now: no repaint is asked for (kittest's `run` would panic otherwise),
+    // and the status bar no longer claims a live cost.
+    assert!(h.query_by_label_contains("this window:").is_none());
+}
