@@ -12,6 +12,7 @@ use scalelab::engine::event::{BusEvent, Event};
 use scalelab::engine::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::gui;
+use scalelab::gui::live::Refresh;
 use scalelab::gui::scripted::{ScriptConfig, check_writable, parse_run_list};
 use scalelab::report::{RunReport, RunStatus};
 
@@ -185,6 +186,9 @@ pub struct GuiArgs {
     /// the next run starts.
     #[arg(long)]
     pub allow_cancel: bool,
+    /// Frames per second while a run goes (the window's *refresh*; default 7).
+    #[arg(long, value_name = "HZ", value_parser = ["1", "2", "5", "7", "10", "30"])]
+    pub refresh: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -342,6 +346,7 @@ fn gui(args: &GuiArgs) -> ExitCode {
             report: args.report.clone(),
             state_log: args.state_log.clone(),
             allow_cancel: args.allow_cancel,
+            refresh: args.refresh.as_deref().and_then(Refresh::from_hz),
             exit: args.exit,
         })
     } else {

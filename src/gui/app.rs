@@ -2,7 +2,6 @@
 //! executed at the end of the frame so drawing never changes the world halfway.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,10 +75,6 @@ pub struct ScalelabApp {
     pub state: AppState,
     options: EngineOptions,
     run: Option<RunHandle>,
-    /// Set by the engine's waker once per frame at most; cleared when events are drained.
-    wake_pending: Arc<AtomicBool>,
-    /// The live refresh period in ms, read by the engine's waker on the workers' side.
-    refresh_ms: Arc<AtomicU64>,
     /// This machine's kernel speed, when measured (sizes the "a few seconds" preset).
     calibration: Option<Calibration>,
     /// Runs started in this session (numbers the state log's runs).
@@ -108,10 +103,6 @@ impl ScalelabApp {
             state,
             options,
             run: None,
-            wake_pending: Arc::new(AtomicBool::new(false)),
-            refresh_ms: Arc::new(AtomicU64::new(
-                super::live::Refresh::default().period().as_millis() as u64,
-            )),
             calibration: None,
             runs_started: 0,
             state_log: None,
@@ -152,6 +143,9 @@ impl ScalelabApp {
     /// The scripted mode: fresh state, nothing persisted, outcome reported into `slot`.
     pub fn scripted(script: Script, options: EngineOptions, slot: OutcomeSlot) -> Self {
         let mut app = Self::new(AppState::default(), options);
+        if let Some(r) = script.config.refresh {
+            app.state.live_options.refresh = r;
+        }
         if let Some(path) = &script.config.state_log {
             match StateLog::open(path) {
                 Ok(log) => app.state_log = Some(log),
@@ -229,8 +223,6 @@ impl ScalelabApp {
             log.frame_started();
         }
         let refresh = self.state.live_options.refresh.period();
-        self.refresh_ms
-            .store(refresh.as_millis() as u64, Ordering::Relaxed);
         if self.run.is_some() {
             // The live refresh while a run goes (elapsed time, ETA, charts); idle,
             // only input or new data wakes the app. Every frame costs the machine
@@ -297,7 +289,6 @@ impl ScalelabApp {
         let Some(handle) = &self.run else {
             return Vec::new();
         };
-        self.wake_pending.store(false, Ordering::Release);
         let mut ended: Option<RunReport> = None;
         for e in handle.events.try_iter().take(MAX_EVENTS_PER_FRAME) {
             if let Some(live) = &mut self.live {
@@ -585,20 +576,13 @@ impl ScalelabApp {
             self.error("The comparison with CPython is measuring; run when it is done.");
             return Vec::new();
         }
-        let (repaint, pending, period) = (
-            ctx.clone(),
-            self.wake_pending.clone(),
-            self.refresh_ms.clone(),
-        );
-        // Every worker calls this after each event. Only the first call per frame touches
-        // egui's context: 1024 workers taking its lock would starve the UI thread. New data
-        // is drawn at the refresh pace; the run's end at once.
+        // While a run is live every frame asks for the next (see `ui_body`), so the
+        // workers never touch egui's context: a worker preempted while holding its
+        // lock would stall the UI thread. Only the run's end asks for a frame at once.
+        let repaint = ctx.clone();
         let wake: engine::Waker = Arc::new(move |last| {
             if last {
                 repaint.request_repaint();
-            } else if !pending.swap(true, Ordering::AcqRel) {
-                repaint
-                    .request_repaint_after(Duration::from_millis(period.load(Ordering::Relaxed)));
             }
         });
         match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {

@@ -194,7 +194,7 @@ pub fn show(
         });
     });
     let full = ui.available_size();
-    let table_w = (full.x * 0.71).max(420.0).min(full.x);
+    let table_w = (full.x * 0.74).max(420.0).min(full.x);
     ui.horizontal_top(|ui| {
         ui.allocate_ui(egui::vec2(table_w, full.y), |ui| {
             if let Some(c) = table(ui, history, shown) {
@@ -223,7 +223,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
             egui::Grid::new("history_grid")
                 .striped(true)
                 .num_columns(13)
-                .spacing([8.0, 3.0])
+                .spacing([7.0, 3.0])
                 .show(ui, |ui| {
                     for h in [
                         "base #",
@@ -234,7 +234,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
                         "user [s]",
                         "sys [s]",
                         "CPU [%]",
-                        "app CPU [%]",
+                        "app [%]",
                         "speed-up",
                         "efficiency",
                         "status",
@@ -314,7 +314,7 @@ fn column_help(h: &str) -> &'static str {
         "wall [s]" => "Wall-clock time of the run",
         "user [s]" | "sys [s]" => "The workers' CPU time in user and kernel mode",
         "CPU [%]" => "(user + sys) / wall, as `time` prints it",
-        "app CPU [%]" => {
+        "app [%]" => {
             "What this window itself used meanwhile (its UI and rendering threads), \
              as % of one core: the observer effect"
         }

@@ -103,6 +103,8 @@ pub struct ScriptConfig {
     pub state_log: Option<PathBuf>,
     /// A run cancelled from the window does not fail the script.
     pub allow_cancel: bool,
+    /// The live refresh, when not the default.
+    pub refresh: Option<super::live::Refresh>,
     /// Close the window once done.
     pub exit: bool,
 }

@@ -54,8 +54,9 @@ pub enum Refresh {
     /// Once a second.
     Hz1,
     Hz2,
+    Hz5,
     /// About 7 frames a second (the default): the charts move several times a
-    /// second while a software-rendered window takes some 5 % of a 2-core machine.
+    /// second while a software-rendered window takes some 6 % of a 2-core machine.
     #[default]
     Hz7,
     /// Every sample.
@@ -65,9 +66,10 @@ pub enum Refresh {
 }
 
 impl Refresh {
-    pub const ALL: [Refresh; 5] = [
+    pub const ALL: [Refresh; 6] = [
         Refresh::Hz1,
         Refresh::Hz2,
+        Refresh::Hz5,
         Refresh::Hz7,
         Refresh::Hz10,
         Refresh::Hz30,
@@ -78,16 +80,25 @@ impl Refresh {
         std::time::Duration::from_millis(match self {
             Refresh::Hz1 => 1000,
             Refresh::Hz2 => 500,
+            Refresh::Hz5 => 200,
             Refresh::Hz7 => 150,
             Refresh::Hz10 => 100,
             Refresh::Hz30 => 33,
         })
     }
 
+    /// The refresh of `hz` frames a second (`"7"`), if offered.
+    pub fn from_hz(hz: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.label().split(' ').next() == Some(hz))
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Refresh::Hz1 => "1 Hz",
             Refresh::Hz2 => "2 Hz",
+            Refresh::Hz5 => "5 Hz",
             Refresh::Hz7 => "7 Hz",
             Refresh::Hz10 => "10 Hz (every sample)",
             Refresh::Hz30 => "30 Hz",
