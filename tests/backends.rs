@@ -267,3 +267,30 @@ fn the_desktop_apps_workers_run_under_sched_idle() {
         h.join();
     }
 }
+
+#[test]
+fn cpu_percent_is_user_plus_system_time_over_wall_time() {
+    // The io workload's socket calls are system time; where the clocks caught
+    // some, a %CPU from user time alone would read low.
+    for backend in [BackendKind::Threads, BackendKind::Processes] {
+        let s = scalelab::engine::spec::RunSpec {
+            workload: scalelab::engine::spec::WorkloadKind::Io,
+            io: scalelab::engine::spec::IoParams {
+                requests: 200,
+                latency_ms: 0,
+            },
+            ..spec(backend, 2, 4, 1, 3)
+        };
+        let r = run_to_end(s, options()).unwrap();
+        assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);
+        let expected = 100.0 * (r.user_s + r.sys_s) / r.wall_s;
+        assert!(
+            (r.cpu_percent - expected).abs() <= 1e-9 * expected.max(1.0),
+            "{backend}: cpu_percent {} is not 100 (user {} + sys {}) / wall {}",
+            r.cpu_percent,
+            r.user_s,
+            r.sys_s,
+            r.wall_s
+        );
+    }
+}

@@ -635,3 +635,36 @@ fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dro
     let t = tally(&events);
     assert_eq!((t.duplicates, t.unexpected), (1, 0), "{t:?}");
 }
+
+#[test]
+fn only_the_whole_token_joins_not_an_empty_one_nor_a_prefix() {
+    let h = start(bus_spec(1, 1, 1000, 1, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    assert!(token.len() >= 16, "{token}");
+    let z = zmq::Context::new();
+    let almost = [
+        String::new(),
+        token[..token.len() / 2].to_string(),
+        token[..token.len() - 1].to_string(),
+        format!("{token}0"),
+        format!(" {token}"),
+        token.to_uppercase(),
+    ];
+    for wrong in almost.iter().filter(|t| **t != token) {
+        let p = Peer::new(&z, &endpoint);
+        join(&p, wrong, BUS_PROTOCOL);
+        let answer = p.recv();
+        assert!(
+            matches!(&answer, Message::Refused { reason } if reason.contains("token")),
+            "token {wrong:?} was answered {answer:?}"
+        );
+    }
+    // The whole token still joins.
+    let p = Peer::new(&z, &endpoint);
+    join(&p, &token, BUS_PROTOCOL);
+    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    drop(p);
+    h.cancel();
+    let (_, r) = finish(h, 10);
+    assert_ne!(r.status, RunStatus::Failed, "{:?}", r.reason);
+}

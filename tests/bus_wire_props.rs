@@ -101,7 +101,13 @@ proptest! {
         let mut bent = body.clone();
         let i = flip.index(bent.len());
         bent[i] ^= 1 << bit;
-        let _ = decode(&bent);
+        // A flipped bit gives a body that is refused as malformed, or a real
+        // message (a digit or letter changed) that round-trips as itself.
+        match decode(&bent) {
+            Err(FrameError::Malformed(_)) => {}
+            Err(e) => prop_assert!(false, "a corrupted body gave {e:?}"),
+            Ok(m2) => prop_assert_eq!(decode(&encode(&m2)).unwrap(), m2),
+        }
     }
 
     #[test]
@@ -121,13 +127,30 @@ proptest! {
     }
 
     #[test]
-    fn length_prefixes_are_bounded(len in any::<u32>(), rest in proptest::collection::vec(any::<u8>(), 0..64)) {
+    fn length_prefixes_are_bounded(
+        len in prop_oneof![any::<u32>(), 0u32..80, (MAX_FRAME as u32 - 2)..(MAX_FRAME as u32 + 2)],
+        rest in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
         let mut buf = len.to_le_bytes().to_vec();
         buf.extend_from_slice(&rest);
+        let n = len as usize;
         match read_frame(&mut &buf[..]) {
-            Err(FrameError::TooLarge(n)) => prop_assert!(n > MAX_FRAME),
-            Ok(_) => prop_assert!(len as usize <= rest.len()),
-            Err(_) => {}
+            // Past the bound: refused for its length, before reading (or allocating) a body.
+            Err(FrameError::TooLarge(m)) => {
+                prop_assert!(n > MAX_FRAME);
+                prop_assert_eq!(m, n);
+            }
+            _ if n > MAX_FRAME => prop_assert!(false, "a {n}-byte prefix was not refused as too large"),
+            // Within it but longer than what follows: the stream ended inside the frame.
+            Err(FrameError::Io(e)) => {
+                prop_assert!(n > rest.len());
+                prop_assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+            }
+            _ if n > rest.len() => prop_assert!(false, "a frame longer than the stream was read"),
+            // Otherwise the body is exactly the n bytes that follow.
+            Ok(m) => prop_assert_eq!(decode(&rest[..n]).unwrap(), m),
+            Err(FrameError::Malformed(_)) => prop_assert!(decode(&rest[..n]).is_err()),
+            Err(FrameError::Eof) => prop_assert!(false, "a prefix was read as a clean end"),
         }
     }
 }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
+mod gui_support;
+use gui_support::{harness, set_field, step_until};
+
 use scalelab::compare::CompareConfig;
 use scalelab::engine::EngineOptions;
 use scalelab::engine::spec::{BackendKind, IoParams};
@@ -26,29 +29,6 @@ fn app(export_dir: &Path) -> ScalelabApp {
         ..EngineOptions::default()
     };
     ScalelabApp::new(state, options)
-}
-
-fn harness(app: ScalelabApp) -> Harness<'static, ScalelabApp> {
-    Harness::builder()
-        .with_size([1440.0, 900.0])
-        .build_ui_state(|ui, app: &mut ScalelabApp| app.ui_body(ui), app)
-}
-
-/// Types into the text field labelled `label`, replacing what it held.
-fn set_field(h: &mut Harness<'_, ScalelabApp>, label: &str, text: &str) {
-    h.get_by_label(label).set_text_value_accesskit(text);
-    h.run_steps(2);
-}
-
-/// Steps frames (in real time: the engine runs on its own threads) until `done`.
-fn step_until(h: &mut Harness<'_, ScalelabApp>, what: &str, done: impl Fn(&ScalelabApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(2);
 }
 
 fn small_run(h: &mut Harness<'_, ScalelabApp>, workers: &str) {
@@ -215,6 +195,51 @@ fn bad_input_is_shown_next_to_the_field_and_run_stays_disabled() {
         !h.get_by_label("Run").accesskit_node().is_disabled(),
         "fixed input enables Run"
     );
+}
+
+#[test]
+fn any_invalid_field_keeps_run_disabled_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    small_run(&mut h, "2");
+    // (backend or workload to pick first, field, bad value, good value)
+    let cases: [(&str, &str, &str, &str); 7] = [
+        ("cpu", "Numbers per task", "many", "200,000"),
+        ("cpu", "Seed", "-1", "42"),
+        ("io", "Requests per task", "0", "2"),
+        ("io", "Latency (ms)", "soon", "1"),
+        ("gil", "Switch interval (ms)", "0", "5"),
+        ("bus", "Remote workers", "3", "0"),
+        ("bus", "Bind", "tcp://nowhere", "tcp://127.0.0.1:*"),
+    ];
+    for (pick, field, bad, good) in cases {
+        h.get_by_label(pick).click();
+        h.run_steps(2);
+        set_field(&mut h, field, good);
+        assert!(
+            !h.get_by_label("Run").accesskit_node().is_disabled(),
+            "{pick}/{field}: Run disabled with `{good}`"
+        );
+        set_field(&mut h, field, bad);
+        assert!(
+            h.get_by_label("Run").accesskit_node().is_disabled(),
+            "{pick}/{field}: Run enabled with `{bad}`"
+        );
+        h.get_by_label("Run").click();
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+        h.run_steps(3);
+        assert!(
+            !h.state().is_running(),
+            "{pick}/{field}: `{bad}` started a run"
+        );
+        assert!(h.state().state.history.entries.is_empty());
+        set_field(&mut h, field, good);
+        // Back to the plain CPU run on threads for the next case.
+        h.get_by_label("threads").click();
+        h.get_by_label("cpu").click();
+        h.run_steps(2);
+    }
 }
 
 #[test]

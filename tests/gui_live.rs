@@ -3,10 +3,12 @@
 //! one, and the window's own cost is on screen while a run goes.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+
+mod gui_support;
+use gui_support::{harness, set_field, step_until};
 
 use scalelab::engine::EngineOptions;
 use scalelab::engine::calibrate::Calibration;
@@ -31,25 +33,10 @@ fn app(fresh_form: bool) -> ScalelabApp {
     ScalelabApp::new(state, options).with_calibration(CALIBRATION, fresh_form)
 }
 
-fn harness(app: ScalelabApp) -> Harness<'static, ScalelabApp> {
-    Harness::builder()
-        .with_size([1440.0, 900.0])
-        .build_ui_state(|ui, app: &mut ScalelabApp| app.ui_body(ui), app)
-}
-
-fn set_field(h: &mut Harness<'_, ScalelabApp>, label: &str, text: &str) {
-    h.get_by_label(label).set_text_value_accesskit(text);
-    h.run_steps(2);
-}
-
-fn step_until(h: &mut Harness<'_, ScalelabApp>, what: &str, done: impl Fn(&ScalelabApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(2);
+fn fill_form(h: &mut Harness<'_, ScalelabApp>, workers: &str, tasks: &str, numbers: &str) {
+    set_field(h, "Workers", workers);
+    set_field(h, "Tasks", tasks);
+    set_field(h, "Numbers per task", numbers);
 }
 
 #[test]
@@ -74,9 +61,7 @@ fn a_fresh_form_holds_a_run_of_a_few_seconds_here() {
 fn a_run_too_short_to_chart_says_so_and_offers_a_longer_one() {
     let mut h = harness(app(false));
     h.run_steps(2);
-    set_field(&mut h, "Workers", "2");
-    set_field(&mut h, "Tasks", "2");
-    set_field(&mut h, "Numbers per task", "1,000");
+    fill_form(&mut h, "2", "2", "1,000");
     h.get_by_label("Run").click();
     h.step();
     step_until(&mut h, "the run to finish", |a| !a.is_running());
@@ -104,10 +89,8 @@ fn a_run_too_short_to_chart_says_so_and_offers_a_longer_one() {
 fn the_windows_own_cost_is_shown_while_a_run_goes_and_kept_with_it() {
     let mut h = harness(app(false));
     h.run_steps(2);
-    set_field(&mut h, "Workers", "2");
-    set_field(&mut h, "Tasks", "2");
     // Far longer than the test: it is cancelled.
-    set_field(&mut h, "Numbers per task", "100,000,000,000");
+    fill_form(&mut h, "2", "2", "100,000,000,000");
     h.get_by_label("Run").click();
     h.step();
     assert!(h.state().is_running());

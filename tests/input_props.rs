@@ -62,6 +62,15 @@ proptest! {
         let (back, problem) = AppState::from_stored(Some(&text));
         if problem.is_some() {
             prop_assert_eq!(back, AppState::default());
+        } else {
+            // Taken as readable: then it is a state the app can save and read back
+            // as itself, and an undamaged text gives exactly what was saved.
+            let (again, again_problem) = AppState::from_stored(Some(&back.to_stored()));
+            prop_assert!(again_problem.is_none(), "{:?}", again_problem);
+            prop_assert_eq!(&again, &back);
+            if text == state.to_stored() {
+                prop_assert_eq!(&back, &state);
+            }
         }
     }
 

@@ -114,12 +114,34 @@ fn cpu_bound_gil_threads_hand_over_near_the_switch_interval() {
 #[test]
 fn live_gil_holds_are_reported_as_events() {
     let h = start(spec(BackendKind::Gil, 2, 2, 50_000_000, 3), options()).unwrap();
-    let holds = h
-        .events
+    let events: Vec<Event> = h.events.iter().collect();
+    let mut holds: Vec<_> = events
         .iter()
-        .filter(|e| matches!(e, Event::GilHold(_)))
-        .count();
-    assert!(holds >= 2, "{holds} hold events");
+        .filter_map(|e| match e {
+            Event::GilHold(g) => Some(*g),
+            _ => None,
+        })
+        .collect();
+    assert!(holds.len() >= 2, "{} hold events", holds.len());
+    // The test checks mutual exclusion itself (the source's debug_assert is gone
+    // in a release build): no two holds overlap, and both threads held it.
+    holds.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    for w in holds.windows(2) {
+        assert!(
+            w[0].start_s <= w[0].end_s && w[0].end_s <= w[1].start_s,
+            "two holders at once: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    let holders: std::collections::HashSet<u32> = holds.iter().map(|g| g.worker).collect();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    // The report's hand-off timeline is the same story.
+    let Some(Event::Finished(r)) = events.last() else {
+        panic!("the run did not finish");
+    };
+    let gil = r.gil.as_ref().expect("a gil report");
+    assert_eq!(gil.holds.len() + gil.holds_dropped as usize, holds.len());
 }
 
 #[test]

@@ -291,11 +291,7 @@ fn control(mut ctx: RunContext) {
         wall_s,
         user_s: cpu.user_s,
         sys_s: cpu.sys_s,
-        cpu_percent: if wall_s > 0.0 {
-            100.0 * cpu.total_s() / wall_s
-        } else {
-            0.0
-        },
+        cpu_percent: cpu.percent_of(wall_s),
         observer_cpu_percent: if wall_s > 0.0 {
             100.0 * observer_cpu_s / wall_s
         } else {

@@ -14,6 +14,15 @@ impl CpuTimes {
         self.user_s + self.sys_s
     }
 
+    /// `100 * (user + sys) / wall`, as `time` prints it; 0 for no wall time.
+    pub fn percent_of(&self, wall_s: f64) -> f64 {
+        if wall_s > 0.0 {
+            100.0 * self.total_s() / wall_s
+        } else {
+            0.0
+        }
+    }
+
     fn from_rusage(r: &libc::rusage) -> Self {
         let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         Self {
@@ -195,6 +204,18 @@ pub fn lower_this_thread(nice: i32, idle: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_percent_counts_user_and_system_time() {
+        let t = CpuTimes {
+            user_s: 1.5,
+            sys_s: 0.5,
+        };
+        assert_eq!(t.total_s(), 2.0);
+        assert_eq!(t.percent_of(1.0), 200.0);
+        assert_eq!(t.percent_of(4.0), 50.0);
+        assert_eq!(t.percent_of(0.0), 0.0);
+    }
 
     #[test]
     fn thread_clock_advances_with_work() {

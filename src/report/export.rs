@@ -222,14 +222,49 @@ mod tests {
         let csv = to_csv(&rows).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
-        assert_eq!(lines[0], HEADER.join(","));
-        assert!(lines[1].starts_with("1,threads,cpu,8,8,1000000,42,ok,2.0,"));
-        assert!(
-            lines[2].contains(",cancelled,") && lines[2].ends_with(",,0.0,8,cancelled by the user"),
-            "{}",
-            lines[2]
-        );
-        assert_eq!(to_csv(&[]).unwrap().trim(), HEADER.join(","));
+        // The columns, typed out here: a column dropped or renamed in the code shows.
+        let columns = "id,backend,workload,workers,tasks,numbers_per_task,seed,status,\
+                       wall_s,user_s,sys_s,cpu_percent,app_cpu_percent,cores,efficiency,\
+                       speedup,numbers_per_s,total,reason";
+        assert_eq!(lines[0], columns);
+        assert_eq!(to_csv(&[]).unwrap().trim(), columns);
+        // Every cell of the first run, by column name: a swapped or wrong value shows.
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let cell = |row: usize, name: &str| -> String {
+            let i = header.iter().position(|h| h == name).unwrap();
+            records[row][i].to_string()
+        };
+        let expected = [
+            ("id", "1"),
+            ("backend", "threads"),
+            ("workload", "cpu"),
+            ("workers", "8"),
+            ("tasks", "8"),
+            ("numbers_per_task", "1000000"),
+            ("seed", "42"),
+            ("status", "ok"),
+            ("wall_s", "2.0"),
+            ("user_s", "1.5"),
+            ("sys_s", "0.25"),
+            ("cpu_percent", "175.0"),
+            ("app_cpu_percent", "4.0"),
+            ("cores", "2"),
+            ("efficiency", "0.875"),
+            ("speedup", "1.0"),
+            ("numbers_per_s", "4000000.0"),
+            ("total", "8"),
+            ("reason", ""),
+        ];
+        for (name, value) in expected {
+            assert_eq!(cell(0, name), value, "column {name}");
+        }
+        // A run that did not complete: no speed-up, no throughput, its reason.
+        assert_eq!(cell(1, "status"), "cancelled");
+        assert_eq!(cell(1, "speedup"), "");
+        assert_eq!(cell(1, "numbers_per_s"), "0.0");
+        assert_eq!(cell(1, "reason"), "cancelled by the user");
     }
 
     #[test]
@@ -241,16 +276,28 @@ mod tests {
             speedup: Some(1.0),
         }];
         let v: serde_json::Value = serde_json::from_str(&to_json(&rows)).unwrap();
-        assert_eq!(v["runs"][0]["id"], 7);
-        assert_eq!(v["runs"][0]["backend"], "threads");
-        assert_eq!(v["runs"][0]["efficiency"], 0.875);
+        let run = &v["runs"][0];
+        for (key, value) in [
+            ("id", serde_json::json!(7)),
+            ("backend", serde_json::json!("threads")),
+            ("wall_s", serde_json::json!(2.0)),
+            ("user_s", serde_json::json!(1.5)),
+            ("sys_s", serde_json::json!(0.25)),
+            ("cpu_percent", serde_json::json!(175.0)),
+            ("app_cpu_percent", serde_json::json!(4.0)),
+            ("efficiency", serde_json::json!(0.875)),
+            ("speedup", serde_json::json!(1.0)),
+            ("numbers_per_s", serde_json::json!(4_000_000.0)),
+        ] {
+            assert_eq!(run[key], value, "{key} in {run}");
+        }
+        assert_eq!(run.as_object().unwrap().len(), 19, "{run}");
         let md = to_markdown(&rows);
         assert_eq!(md.lines().count(), 3);
         assert!(
-            md.contains("| 7 | threads | 8 | 8 × 1,000,000 | 2.000 |"),
+            md.contains("| 7 | threads | 8 | 8 × 1,000,000 | 2.000 | 1.500 | 0.250 | 175 | 4.0 | 1.00× | 88 % | ok |"),
             "{md}"
         );
-        assert!(md.contains("| 1.00× | 88 % | ok |"), "{md}");
     }
 
     #[test]

@@ -25,7 +25,8 @@ const REJECT_BELOW: u32 = ((1u64 << 32) % 100) as u32;
 /// Largest number a single draw can add to a sum.
 pub const MAX_DRAW: u64 = 100;
 
-/// SplitMix64 finaliser: a well-mixed 64-bit value from any input.
+/// One step of SplitMix64 from state `z`: the golden-ratio increment, then its
+/// finaliser. A well-mixed 64-bit value from any input.
 pub fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -159,7 +160,10 @@ pub fn bare_loop_sum(seed: u64, index: u64, numbers: u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// A deliberately naive reference: one candidate at a time, straight from the spec.
+    /// A deliberately naive reference, written from the spec alone and sharing no
+    /// code with the kernel: one candidate at a time, low half first; a candidate
+    /// whose product with 100 has low 32 bits below 96 is replaced by the high
+    /// half of a fresh draw.
     fn reference_sum(seed: u64, index: u64, numbers: u64) -> u64 {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(task_seed(seed, index));
         let mut pending: Vec<u32> = Vec::new();
@@ -169,10 +173,58 @@ mod tests {
                 let r = rng.next_u64();
                 pending = vec![(r >> 32) as u32, r as u32]; // pop() takes the low half first
             }
-            let x = pending.pop().unwrap();
-            sum += accept_or_redraw(&mut rng, x);
+            let mut x = pending.pop().unwrap();
+            loop {
+                let product = u64::from(x) * 100;
+                if product % (1 << 32) >= 96 {
+                    sum += product / (1 << 32) + 1;
+                    break;
+                }
+                x = (rng.next_u64() >> 32) as u32;
+            }
         }
         sum
+    }
+
+    /// Sums fixed once and for all (computed with the threads backend), for task 0
+    /// of seeds whose first rejection comes early: a rejection happens about once
+    /// in 4.5 x 10^7 draws (96 candidates in 2^32), so random tests almost never meet one.
+    const REJECTION_VECTORS: [(u64, u64, u64, &str); 3] = [
+        (73, 400_000, 20_205_667, "a low half rejected"),
+        (73, 364_103, 18_389_175, "the odd last number rejected"),
+        (186, 50_000, 2_526_440, "a high half rejected"),
+    ];
+
+    #[test]
+    fn sums_with_early_rejections_are_the_published_ones() {
+        for (seed, n, sum, what) in REJECTION_VECTORS {
+            assert_eq!(task_sum(seed, 0, n), sum, "{what}: kernel");
+            assert_eq!(bare_loop_sum(seed, 0, n), sum, "{what}: bare loop");
+            assert_eq!(reference_sum(seed, 0, n), sum, "{what}: reference");
+        }
+    }
+
+    #[test]
+    fn the_vectors_do_exercise_a_rejection() {
+        // Without redrawing, the same streams give other sums: each vector
+        // meets the rejection zone at least once.
+        fn without_redraw(seed: u64, n: u64) -> u64 {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(task_seed(seed, 0));
+            let mut sum = 0;
+            for i in 0..n {
+                if i % 2 == 0 {
+                    let r = rng.next_u64();
+                    sum += (u64::from(r as u32) * 100 >> 32) + 1;
+                    if i + 1 < n {
+                        sum += (((r >> 32) * 100) >> 32) + 1;
+                    }
+                }
+            }
+            sum
+        }
+        for (seed, n, sum, what) in REJECTION_VECTORS {
+            assert_ne!(without_redraw(seed, n), sum, "{what}: no rejection met");
+        }
     }
 
     #[test]
