@@ -214,7 +214,7 @@ mod tests {
             for i in 0..n {
                 if i % 2 == 0 {
                     let r = rng.next_u64();
-                    sum += (u64::from(r as u32) * 100 >> 32) + 1;
+                    sum += ((u64::from(r as u32) * 100) >> 32) + 1;
                     if i + 1 < n {
                         sum += (((r >> 32) * 100) >> 32) + 1;
                     }
