@@ -2,7 +2,7 @@
 //! comparison table against a baseline, charts grouped by backend, and exports.
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Bar, BarChart, Legend, Plot};
+use egui_plot::{Bar, BarChart, Plot};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::spec::BackendKind;
@@ -349,8 +349,18 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
         .flat_map(|(_, runs)| runs.iter().map(|(x, e)| (*x, e.id)))
         .collect();
     let cores = history.entries.last().map_or(1, |e| e.report.cores);
-    ui.label(RichText::new("Per run, grouped by backend").strong());
-    let h = ((height - 34.0) / 2.0).max(60.0);
+    ui.label(RichText::new("Per run, grouped by backend").strong())
+        .on_hover_text("Hover a bar for its run; the dashed line is the whole machine.");
+    // No legend: in a plot this small it hides the bars. The colours are the
+    // backends' in the table beside, and the note says what the dashed line is.
+    ui.label(
+        RichText::new(format!(
+            "colours: the table's backends · dashed: all {cores} cores"
+        ))
+        .small()
+        .weak(),
+    );
+    let h = ((height - 50.0) / 2.0).max(60.0);
     for (title, unit, value) in [
         (
             "wall time",
@@ -360,7 +370,6 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
         ("CPU", "CPU [%]", |r: &RunReport| r.cpu_percent),
     ] {
         let ticks = ticks.clone();
-        // Head room above the tallest bar keeps the legend clear of the bars.
         let top = history
             .entries
             .iter()
@@ -375,7 +384,7 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
             .show_background(false)
             .height(h)
             .include_y(0.0)
-            .include_y(top * if title == "CPU" { 1.45 } else { 1.1 })
+            .include_y(top * 1.1)
             .include_x(0.0)
             .include_x(x.max(2.0))
             .y_axis_label(unit)
@@ -397,12 +406,6 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
             .allow_zoom(false)
             .allow_drag(false)
             .allow_scroll(false);
-        // One legend (on the CPU chart, which also explains its dashed line) serves both.
-        let plot = if title == "CPU" {
-            plot.legend(Legend::default().position(egui_plot::Corner::LeftTop))
-        } else {
-            plot
-        };
         plot.show(ui, |p| {
             for (b, runs) in &groups {
                 let bars = runs

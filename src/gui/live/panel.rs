@@ -155,8 +155,61 @@ fn gil_lanes(ui: &mut Ui, live: &LiveRun, height: f32) {
     });
 }
 
-fn header(ui: &mut Ui, live: &LiveRun, options: &mut LiveOptions) {
+/// The refresh rate menu of the live view.
+fn refresh_choice(ui: &mut Ui, options: &mut LiveOptions) {
+    egui::ComboBox::from_id_salt("refresh")
+        .selected_text(options.refresh.label())
+        .show_ui(ui, |ui| {
+            for r in Refresh::ALL {
+                ui.selectable_value(&mut options.refresh, r, r.label());
+            }
+        })
+        .response
+        .labelled_by(ui.label("refresh").id)
+        .on_hover_text(
+            "How often the window redraws while a run goes. Each frame costs CPU \
+             the workers would otherwise get (\"this window\" in the status bar).",
+        );
+}
+
+/// What runs and how it stands: spec, state, bus notes, lost workers.
+fn run_line(ui: &mut Ui, live: &LiveRun, state: RichText) {
     let s = &live.spec;
+    let which = live
+        .history_id
+        .map_or(String::new(), |id| format!("Run #{id}: "));
+    ui.label(
+        RichText::new(format!(
+            "{which}{} × {} workers · {} tasks × {} numbers · seed {}",
+            s.backend,
+            s.workers,
+            s.tasks,
+            group_thousands(s.numbers_per_task),
+            s.seed
+        ))
+        .strong(),
+    );
+    ui.label(state);
+    if live.timelines_missing {
+        ui.label(RichText::new("(charts are kept for the session the run was made in)").weak());
+    }
+    if live.workers_lost > 0 {
+        ui.label(
+            RichText::new(format!("{} worker(s) lost", live.workers_lost))
+                .color(ui.visuals().warn_fg_color),
+        );
+    }
+    if let Some(note) = live.bus_notes.first() {
+        if live.bus_notes.len() > 1 {
+            ui.label(RichText::new(format!("{} bus event(s)", live.bus_notes.len() - 1)).small())
+                .on_hover_text(live.bus_notes[1..].join("\n"));
+        }
+        ui.add(egui::Label::new(RichText::new(format!("bus: {note}")).small()).truncate())
+            .on_hover_text(live.bus_notes.join("\n"));
+    }
+}
+
+fn header(ui: &mut Ui, live: &LiveRun, options: &mut LiveOptions) {
     let elapsed = live.elapsed_s();
     let f = live.fraction_done();
     let state = match live.ended {
@@ -165,54 +218,13 @@ fn header(ui: &mut Ui, live: &LiveRun, options: &mut LiveOptions) {
         Some((st, _)) => RichText::new(st.name()).color(ui.visuals().error_fg_color),
     };
     ui.horizontal(|ui| {
-        let which = live
-            .history_id
-            .map_or(String::new(), |id| format!("Run #{id}: "));
-        ui.label(
-            RichText::new(format!(
-                "{which}{} × {} workers · {} tasks × {} numbers · seed {}",
-                s.backend,
-                s.workers,
-                s.tasks,
-                group_thousands(s.numbers_per_task),
-                s.seed
-            ))
-            .strong(),
-        );
-        ui.label(state);
-        if live.timelines_missing {
-            ui.label(RichText::new("(charts are kept for the session the run was made in)").weak());
-        }
-        if let Some(note) = live.bus_notes.first() {
-            ui.label(RichText::new(format!("bus: {note}")).small())
-                .on_hover_text(live.bus_notes.join("\n"));
-            if live.bus_notes.len() > 1 {
-                ui.label(
-                    RichText::new(format!("{} bus event(s)", live.bus_notes.len() - 1)).small(),
-                )
-                .on_hover_text(live.bus_notes[1..].join("\n"));
-            }
-        }
-        if live.workers_lost > 0 {
-            ui.label(
-                RichText::new(format!("{} worker(s) lost", live.workers_lost))
-                    .color(ui.visuals().warn_fg_color),
-            );
-        }
+        // The refresh choice first, at the right edge: the run's line takes what is
+        // left, and a long bus note is cut (its hover shows it whole).
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            egui::ComboBox::from_id_salt("refresh")
-                .selected_text(options.refresh.label())
-                .show_ui(ui, |ui| {
-                    for r in Refresh::ALL {
-                        ui.selectable_value(&mut options.refresh, r, r.label());
-                    }
-                })
-                .response
-                .labelled_by(ui.label("refresh").id)
-                .on_hover_text(
-                    "How often the window redraws while a run goes. Each frame costs CPU \
-                     the workers would otherwise get (\"this window\" in the status bar).",
-                );
+            refresh_choice(ui, options);
+            ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                run_line(ui, live, state);
+            });
         });
     });
     let eta = if live.is_live() && f > 0.0 {
