@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Mutation testing of scalelab's core with cargo-mutants: plants small bugs in
+# the code, one at a time, and checks that some test fails for each.
+#
+# The core is split into scopes, each with the tests that should catch its
+# bugs (running the whole suite per mutant would take days on 2 cores):
+#
+#   kernel    src/workload/               unit tests
+#   wire      src/wire.rs                 unit tests, wire property tests, bus
+#   report    src/report/ src/metrics/    unit tests, backends, gui_app (exports)
+#   engine    src/engine/                 unit tests, backends, cancel, models
+#   backends  src/backends/ (bus incl.)   unit tests, backends, bus, cancel, models
+#   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
+#
+# usage: scripts/mutants.sh SCOPE [SHARD/SHARDS] [--in-place]
+#   e.g. scripts/mutants.sh wire; scripts/mutants.sh backends 2/4
+# Without --in-place cargo-mutants works in a copy of the tree (a first full
+# build there takes minutes); --in-place mutates this tree (use a clean clone).
+# Results: mutants.out/<scope>[-shard]/ (outcomes.json, caught.txt, missed.txt,
+# ...); a summary line on stdout for BENCHMARKS.md and docs/RELIABILITY.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scope=${1:?usage: scripts/mutants.sh SCOPE [SHARD/SHARDS] [--in-place]}
+shift
+shard=
+in_place=()
+for a in "$@"; do
+  case "$a" in
+    --in-place) in_place=(--in-place) ;;
+    */*) shard=$a ;;
+    *) echo "mutants.sh: unknown argument $a" >&2; exit 2 ;;
+  esac
+done
+
+case "$scope" in
+  kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
+  wire) files=(src/wire.rs); tests=(--lib --test bus_wire_props --test bus) ;;
+  report) files=(src/report/mod.rs src/report/export.rs src/metrics/clocks.rs src/metrics/cores.rs
+    src/metrics/meter.rs src/metrics/observer.rs)
+    tests=(--lib --test backends --test gui_app) ;;
+  engine) files=(src/engine/mod.rs src/engine/spec.rs src/engine/calibrate.rs)
+    tests=(--lib --test backends --test cancel --test models) ;;
+  backends) files=(src/backends/*.rs src/backends/bus/*.rs)
+    tests=(--lib --test backends --test bus --test cancel --test models) ;;
+  form) files=(src/gui/controls.rs); tests=(--lib --test gui_app --test gui_live --test input_props) ;;
+  *) echo "mutants.sh: unknown scope $scope (kernel, wire, report, engine, backends, form)" >&2; exit 2 ;;
+esac
+
+if ! cargo mutants --version >/dev/null 2>&1; then
+  cargo install --locked cargo-mutants
+fi
+
+out="mutants.out/$scope${shard:+-${shard/\//of}}"
+mkdir -p "$out"
+args=(--no-shuffle --output "$out" --timeout-multiplier 3)
+for f in "${files[@]}"; do args+=(--file "$f"); done
+if [ -n "$shard" ]; then args+=(--shard "$shard"); fi
+
+# cargo-mutants exits 2 when mutants were missed, 3 on timeouts: the summary says which.
+set +e
+cargo mutants "${args[@]}" "${in_place[@]}" -- "${tests[@]}"
+status=$?
+set -e
+
+python3 - "$out/mutants.out/outcomes.json" "$scope" "$shard" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+scope, shard = sys.argv[2], sys.argv[3]
+counts = {}
+for o in doc["outcomes"]:
+    if o["scenario"] == "Baseline":
+        continue
+    counts[o["summary"]] = counts.get(o["summary"], 0) + 1
+caught, missed = counts.get("CaughtMutant", 0), counts.get("MissedMutant", 0)
+timeouts, unviable = counts.get("Timeout", 0), counts.get("Unviable", 0)
+viable = caught + missed + timeouts
+score = 100.0 * (caught + timeouts) / viable if viable else 0.0
+print(f"| {scope}{' ' + shard if shard else ''} | {viable} | {caught} | {timeouts} | {missed} | {unviable} | {score:.1f} % |")
+PY
+if [ -s "$out/mutants.out/missed.txt" ]; then
+  echo "missed:" >&2
+  cat "$out/mutants.out/missed.txt" >&2
+fi
+exit $((status == 1 ? 1 : 0))
