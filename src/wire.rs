@@ -319,4 +319,80 @@ mod tests {
             Err(FrameError::Malformed(_))
         ));
     }
+
+    #[test]
+    fn the_bound_is_64_kib_exactly() {
+        // docs/PROTOCOL.md promises frames up to 64 KiB: a message padded with
+        // whitespace to exactly 65,536 bytes is read, one byte more is refused.
+        let mut body = encode(&Message::Hello { pid: 7 });
+        body.resize(64 * 1024, b' ');
+        assert_eq!(decode(&body).unwrap(), Message::Hello { pid: 7 });
+        let mut framed = (body.len() as u32).to_le_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        assert_eq!(
+            read_frame(&mut &framed[..]).unwrap(),
+            Message::Hello { pid: 7 }
+        );
+        body.push(b' ');
+        assert!(matches!(decode(&body), Err(FrameError::TooLarge(65_537))));
+    }
+
+    #[test]
+    fn errors_say_what_went_wrong() {
+        let cases = [
+            (FrameError::Eof, "end of stream"),
+            (
+                FrameError::Io(io::ErrorKind::UnexpectedEof.into()),
+                "i/o error: unexpected end of file",
+            ),
+            (
+                FrameError::TooLarge(70_000),
+                "frame of 70000 bytes exceeds 65536",
+            ),
+            (
+                FrameError::Malformed("expected value".into()),
+                "malformed message: expected value",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+    }
+
+    /// A reader that fails with `first` once, then reads from `rest`.
+    struct FailsOnce<'a> {
+        first: Option<io::ErrorKind>,
+        rest: &'a [u8],
+    }
+
+    impl Read for FailsOnce<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.first.take() {
+                Some(kind) => Err(kind.into()),
+                None => self.rest.read(buf),
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried_and_any_other_error_reported() {
+        let mut frame = Vec::new();
+        write_frame(&mut frame, &Message::Hello { pid: 3 }).unwrap();
+        let mut interrupted = FailsOnce {
+            first: Some(io::ErrorKind::Interrupted),
+            rest: &frame,
+        };
+        assert_eq!(
+            read_frame(&mut interrupted).unwrap(),
+            Message::Hello { pid: 3 }
+        );
+        let mut broken = FailsOnce {
+            first: Some(io::ErrorKind::BrokenPipe),
+            rest: &frame,
+        };
+        assert!(matches!(
+            read_frame(&mut broken),
+            Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe
+        ));
+    }
 }
