@@ -104,5 +104,15 @@ if [ -x scripts/bench_gui.sh ]; then
   } >> "$tmp/bench.md"
 fi
 
+# The mutation scores are measured by scripts/mutants.sh (hours, not minutes):
+# carried over from docs/RELIABILITY.md, where that script's runs put them.
+{
+  echo "## Mutation testing"
+  echo
+  echo "From \`scripts/mutants.sh\` (see [docs/RELIABILITY.md](docs/RELIABILITY.md)); copied here by \`scripts/benchmarks.sh\`."
+  echo
+  sed -n '/<!-- mutants:begin -->/,/<!-- mutants:end -->/p' docs/RELIABILITY.md
+} >> "$tmp/bench.md"
+
 mv "$tmp/bench.md" "$out"
 echo "wrote $out" >&2
