@@ -39,19 +39,17 @@ fn fill_form(h: &mut Harness<'_, ScalelabApp>, workers: &str, tasks: &str, numbe
     set_field(h, "Numbers per task", numbers);
 }
 
+/// Workers, tasks and numbers per task, as the form holds them.
+fn form_size<'a>(h: &'a Harness<'_, ScalelabApp>) -> (&'a str, &'a str, &'a str) {
+    let f = &h.state().state.form;
+    (&f.workers, &f.tasks, &f.numbers)
+}
+
 #[test]
 fn a_fresh_form_holds_a_run_of_a_few_seconds_here() {
     let h = harness(app(true));
-    let form = &h.state().state.form;
     // 8 tasks on 2 cores at 1 ns a number: 4 x 750,000,000 per core, 3 s.
-    assert_eq!(
-        (
-            form.workers.as_str(),
-            form.tasks.as_str(),
-            form.numbers.as_str()
-        ),
-        ("8", "8", "750,000,000")
-    );
+    assert_eq!(form_size(&h), ("8", "8", "750,000,000"));
     // A saved form is left as the user left it.
     let h = harness(app(false));
     assert_eq!(h.state().state.form.numbers, "1,000,000");
@@ -74,15 +72,7 @@ fn a_run_too_short_to_chart_says_so_and_offers_a_longer_one() {
     );
     h.get_by_label_contains("about 3 s here").click();
     h.run();
-    let form = &h.state().state.form;
-    assert_eq!(
-        (
-            form.workers.as_str(),
-            form.tasks.as_str(),
-            form.numbers.as_str()
-        ),
-        ("8", "8", "750,000,000")
-    );
+    assert_eq!(form_size(&h), ("8", "8", "750,000,000"));
 }
 
 #[test]
