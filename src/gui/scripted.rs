@@ -11,6 +11,10 @@ use super::app::Command;
 
 /// Frames to let the window settle (plots fit their bounds) before the screenshot.
 const SETTLE_FRAMES: u32 = 12;
+/// Frames between the end of one run and the start of the next: the window draws
+/// the ended run with the cores free, as a user sees it, before the next run's
+/// workers take them (and the next run starts on a quiet machine).
+const GAP_FRAMES: u32 = 6;
 /// Frames drawn before the first run, as a user's window is open before they click Run:
 /// the renderer's one-time start-up work (shader compilation, glyph atlas) happens here.
 const WARM_UP_FRAMES: u32 = 30;
@@ -124,6 +128,8 @@ pub struct Script {
     pub config: ScriptConfig,
     started: usize,
     phase: Phase,
+    /// Frames still to wait before the next run starts.
+    gap: u32,
     /// Set once: `Ok` when everything was done, or why it failed.
     pub outcome: Option<Result<(), String>>,
 }
@@ -134,6 +140,7 @@ impl Script {
             config,
             started: 0,
             phase: Phase::WarmUp(WARM_UP_FRAMES),
+            gap: 0,
             outcome: None,
         }
     }
@@ -155,6 +162,10 @@ impl Script {
                 None
             }
             Phase::Runs if run_in_progress => None,
+            Phase::Runs if self.gap > 0 => {
+                self.gap -= 1;
+                None
+            }
             Phase::Runs => match self.config.runs.get(self.started) {
                 Some(spec) => {
                     self.started += 1;
@@ -182,6 +193,7 @@ impl Script {
 
     /// A run of the script ended: anything but success fails the script.
     pub fn on_run_ended(&mut self, report: &RunReport) -> Option<Command> {
+        self.gap = GAP_FRAMES;
         if self.phase != Phase::Runs
             || report.status == RunStatus::Ok
             || (report.status == RunStatus::Cancelled && self.config.allow_cancel)
@@ -314,6 +326,14 @@ mod tests {
             matches!(s.step(false), Some(Command::Run(r)) if r.backend == BackendKind::Threads)
         );
         assert!(s.step(true).is_none());
+        // The run ended: a few frames of the ended run before the next starts.
+        assert!(
+            s.on_run_ended(&crate::report::tests_support::report(RunSpec::default()))
+                .is_none()
+        );
+        for _ in 0..GAP_FRAMES {
+            assert!(s.step(false).is_none(), "the next run started at once");
+        }
         assert!(
             matches!(s.step(false), Some(Command::Run(r)) if r.backend == BackendKind::Processes)
         );
