@@ -111,3 +111,34 @@ fn the_windows_own_cost_is_shown_while_a_run_goes_and_kept_with_it() {
     // and the status bar no longer claims a live cost.
     assert!(h.query_by_label_contains("this window:").is_none());
 }
+
+#[test]
+fn the_chapters_figures_stand_beside_the_form() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    h.get_by_label("What the chapter measured");
+    for text in [
+        "8 threads (GIL)",
+        "11.66 s",
+        "129 %",
+        "8 processes",
+        "4.58 s",
+        "363 %",
+    ] {
+        assert!(h.query_by_label(text).is_some(), "{text} is not shown");
+    }
+}
+
+#[test]
+fn fields_carry_their_hints_and_the_backend_its_blurb() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("this machine has").is_some(),
+        "the workers field's hint is missing"
+    );
+    assert!(
+        h.query_by_label_contains("no interpreter lock").is_some(),
+        "the threads backend's blurb is missing"
+    );
+}

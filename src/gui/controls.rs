@@ -555,4 +555,47 @@ mod tests {
                 .contains("limit of 1024")
         );
     }
+
+    #[test]
+    fn a_switch_interval_must_be_a_finite_non_negative_number() {
+        for bad in ["-1", "inf", "-inf", "NaN", "soon"] {
+            let form = SpecForm {
+                backend: BackendKind::Gil,
+                switch_interval_ms: bad.into(),
+                ..SpecForm::default()
+            };
+            let problems = form.parse().unwrap_err();
+            let p = problems
+                .iter()
+                .find(|p| p.field == "switch_interval")
+                .unwrap_or_else(|| panic!("`{bad}` accepted: {problems:?}"));
+            assert_eq!(
+                p.message,
+                format!("`{bad}` is not a number of milliseconds")
+            );
+        }
+        let form = SpecForm {
+            backend: BackendKind::Gil,
+            switch_interval_ms: "2.5".into(),
+            ..SpecForm::default()
+        };
+        assert_eq!(form.parse().unwrap().gil.switch_interval_us, 2_500);
+    }
+
+    #[test]
+    fn the_bus_token_typed_is_the_runs_token() {
+        let form = SpecForm {
+            backend: BackendKind::Bus,
+            bus_token: "  s3cret ".into(),
+            ..SpecForm::default()
+        };
+        assert_eq!(form.parse().unwrap().bus.token.as_deref(), Some("s3cret"));
+        // An empty field: the run makes a fresh token of its own.
+        let form = SpecForm {
+            backend: BackendKind::Bus,
+            bus_token: "  ".into(),
+            ..SpecForm::default()
+        };
+        assert_eq!(form.parse().unwrap().bus.token, None);
+    }
 }
