@@ -196,7 +196,7 @@ impl ScalelabApp {
         self.compare_open = true;
         self.info(format!(
             "Comparing with CPython at {tasks} × {}: every backend, then the chapter's scripts…",
-            compare_view::thousands(numbers)
+            crate::report::export::group_thousands(numbers)
         ));
     }
 

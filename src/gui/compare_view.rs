@@ -14,6 +14,7 @@ use egui::{Context, RichText, Ui};
 
 use crate::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport, output};
 use crate::engine::EngineOptions;
+use crate::report::export::group_thousands;
 
 /// The window compares at the chapter's size, whatever the form says: the
 /// form's presets go up to 16 x 200,000,000 numbers, which would keep CPython
@@ -259,7 +260,7 @@ fn body(ui: &mut Ui, job: &CompareJob) -> Action {
          1, cores and 8 workers, and the same experiments in CPython. Measured while this window \
          draws; `scalelab compare` in a terminal gives quieter figures and other sizes.",
         job.tasks,
-        thousands(job.numbers)
+        group_thousands(job.numbers)
     ));
     ui.separator();
     match &job.outcome {
@@ -316,19 +317,6 @@ fn body(ui: &mut Ui, job: &CompareJob) -> Action {
         Some(Outcome::Done(r)) => report(ui, r),
     }
     action
-}
-
-/// `1,000,000`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn grid(ui: &mut Ui, id: &str, header: &[&str], rows: &[Vec<String>]) {
@@ -389,10 +377,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_times_read_as_people_write_them() {
-        assert_eq!(thousands(1_000_000), "1,000,000");
-        assert_eq!(thousands(200_000_000), "200,000,000");
-        assert_eq!(thousands(999), "999");
+    fn times_read_as_people_write_them() {
         assert_eq!(clock(Duration::from_secs(75)), "1:15");
         assert_eq!(clock(Duration::from_millis(900)), "0:00");
     }
