@@ -316,14 +316,13 @@ impl LiveRun {
     /// This app's own CPU over the last `window_s` seconds of samples, % of one core.
     pub fn recent_observer_percent(&self, window_s: f64) -> Option<f64> {
         let last = self.observer.last()?.x;
-        let recent: Vec<f64> = self
+        let (sum, n) = self
             .observer
             .iter()
             .rev()
             .take_while(|p| p.x > last - window_s)
-            .map(|p| p.y)
-            .collect();
-        Some(recent.iter().sum::<f64>() / recent.len().max(1) as f64)
+            .fold((0.0, 0), |(sum, n), p| (sum + p.y, n + 1));
+        Some(sum / f64::from(n.max(1)))
     }
 
     /// True while the run has not ended.
