@@ -87,7 +87,11 @@ PY
   echo '```'
   echo
   # A missed target is printed as MISSED in the table, and kept: it is news.
+  # The markers let `scripts/fidelity.sh | scripts/record.py fidelity BENCHMARKS.md`
+  # renew this section alone.
+  echo "<!-- fidelity:begin -->"
   scripts/fidelity.sh || true
+  echo "<!-- fidelity:end -->"
   echo
 } >> "$tmp/bench.md"
 
@@ -99,7 +103,9 @@ if [ -x scripts/bench_gui.sh ]; then
     echo "scripts/bench_gui.sh"
     echo '```'
     echo
+    echo "<!-- frames:begin -->"
     scripts/bench_gui.sh
+    echo "<!-- frames:end -->"
     echo
   } >> "$tmp/bench.md"
 fi
