@@ -7,10 +7,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::bench_models::{self, ModelsReport};
-use crate::engine::spec::{BackendKind, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::metrics::cores::core_count;
 use crate::report::RunStatus;
+use crate::spec::{BackendKind, RunSpec, WorkloadKind};
 use crate::workload::cpu::{bare_loop_sum, task_sum};
 
 mod bus;

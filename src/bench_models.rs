@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::report::{RunReport, RunStatus};
+use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 /// One run of the models comparison.
 #[derive(Debug, Clone, Serialize)]

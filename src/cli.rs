@@ -8,13 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use scalelab::backends::bus::{self, worker as bus_worker, worker::JoinOptions};
 use scalelab::bench::{self, BenchConfig};
-use scalelab::engine::event::{BusEvent, Event};
-use scalelab::engine::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::gui;
 use scalelab::gui::live::Refresh;
 use scalelab::gui::scripted::{ScriptConfig, check_writable, parse_run_list};
+use scalelab::report::event::{BusEvent, Event};
 use scalelab::report::{RunReport, RunStatus};
+use scalelab::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 
 #[derive(Parser, Debug)]
 #[command(

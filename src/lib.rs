@@ -13,5 +13,6 @@ pub mod latency_server;
 pub mod metrics;
 pub mod reliability;
 pub mod report;
+pub mod spec;
 pub mod wire;
 pub mod workload;

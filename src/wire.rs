@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::WorkloadKind;
+use crate::spec::WorkloadKind;
 
 /// Largest frame body either side accepts, in bytes.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -82,7 +82,7 @@ pub const MAX_LATENCIES: usize = 2000;
 /// The task message for task `task` of `spec`; `io_addr` is the run's latency
 /// service (io and mixed workloads). Shared by the pipe and bus masters.
 pub fn task_message(
-    spec: &crate::engine::spec::RunSpec,
+    spec: &crate::spec::RunSpec,
     task: u32,
     io_addr: Option<std::net::SocketAddr>,
 ) -> Message {

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{options, process_exists, spec};
-use scalelab::engine::event::{Event, WorkerKind};
-use scalelab::engine::spec::BackendKind;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::RunStatus;
+use scalelab::report::event::{Event, WorkerKind};
+use scalelab::spec::BackendKind;
 use scalelab::workload::cpu::task_sum;
 
 #[test]
@@ -273,9 +273,9 @@ fn cpu_percent_is_user_plus_system_time_over_wall_time() {
     // The io workload's socket calls are system time; where the clocks caught
     // some, a %CPU from user time alone would read low.
     for backend in [BackendKind::Threads, BackendKind::Processes] {
-        let s = scalelab::engine::spec::RunSpec {
-            workload: scalelab::engine::spec::WorkloadKind::Io,
-            io: scalelab::engine::spec::IoParams {
+        let s = scalelab::spec::RunSpec {
+            workload: scalelab::spec::WorkloadKind::Io,
+            io: scalelab::spec::IoParams {
                 requests: 200,
                 latency_ms: 0,
             },

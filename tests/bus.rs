@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::{options, spec};
 use scalelab::engine::RunHandle;
-use scalelab::engine::event::{BusEvent, BusTally, Event};
-use scalelab::engine::spec::{BackendKind, BusParams, RunSpec};
 use scalelab::engine::{run_to_end, start};
+use scalelab::report::event::{BusEvent, BusTally, Event};
 use scalelab::report::{RunReport, RunStatus};
+use scalelab::spec::{BackendKind, BusParams, RunSpec};
 use scalelab::wire::{self, BUS_PROTOCOL, Message};
 use scalelab::workload::cpu::task_sum;
 

@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{options, spec};
-use scalelab::engine::event::{BusEvent, Event};
-use scalelab::engine::spec::{BackendKind, BusParams, RunSpec};
 use scalelab::engine::start;
 use scalelab::report::RunStatus;
+use scalelab::report::event::{BusEvent, Event};
+use scalelab::spec::{BackendKind, BusParams, RunSpec};
 use scalelab::workload::cpu::task_sum;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use scalelab::engine::spec::WorkloadKind;
+use scalelab::spec::WorkloadKind;
 use scalelab::wire::{FrameError, MAX_FRAME, Message, decode, encode, read_frame, write_frame};
 
 fn any_message() -> impl Strategy<Value = Message> {

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{options, process_exists, scalelab_threads, spec};
-use scalelab::engine::event::Event;
-use scalelab::engine::spec::{BackendKind, IoParams, WorkloadKind};
 use scalelab::engine::start;
 use scalelab::report::RunStatus;
+use scalelab::report::event::Event;
+use scalelab::spec::{BackendKind, IoParams, WorkloadKind};
 
 #[test]
 fn cancel_ends_every_backend_and_workload_within_100_ms() {

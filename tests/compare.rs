@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use scalelab::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport};
-use scalelab::engine::spec::{BackendKind, IoParams};
 use scalelab::reliability::procinfo;
+use scalelab::spec::{BackendKind, IoParams};
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");

@@ -3,8 +3,8 @@
 //! cancelled, or failed with a reason; none hangs; no worker is left.
 
 use scalelab::engine::EngineOptions;
-use scalelab::engine::spec::BackendKind;
 use scalelab::reliability::faults::campaign;
+use scalelab::spec::BackendKind;
 
 #[test]
 fn kills_and_cancels_at_random_moments_break_nothing() {

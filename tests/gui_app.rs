@@ -12,10 +12,10 @@ use gui_support::{harness, set_field, step_until};
 
 use scalelab::compare::CompareConfig;
 use scalelab::engine::EngineOptions;
-use scalelab::engine::spec::{BackendKind, IoParams};
 use scalelab::gui::app::{AppState, ScalelabApp, ThemeChoice};
 use scalelab::gui::compare_view::{CompareJob, Outcome};
 use scalelab::report::RunStatus;
+use scalelab::spec::{BackendKind, IoParams};
 
 fn app(export_dir: &Path) -> ScalelabApp {
     let state = AppState {

@@ -6,10 +6,10 @@
 
 use proptest::prelude::*;
 
-use scalelab::engine::spec::RunSpec;
 use scalelab::gui::app::AppState;
 use scalelab::gui::controls::SpecForm;
 use scalelab::gui::scripted::parse_run_list;
+use scalelab::spec::RunSpec;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -79,8 +79,8 @@ proptest! {
         workers in ".{0,12}", tasks in ".{0,12}", numbers in ".{0,24}", seed in ".{0,24}",
         requests in ".{0,8}", latency in ".{0,8}", switch in ".{0,8}", remote in ".{0,6}",
     ) {
-        for backend in scalelab::engine::spec::BackendKind::ALL {
-            for workload in scalelab::engine::spec::WorkloadKind::ALL {
+        for backend in scalelab::spec::BackendKind::ALL {
+            for workload in scalelab::spec::WorkloadKind::ALL {
                 let form = SpecForm {
                     backend,
                     workload,

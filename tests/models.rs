@@ -6,12 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::{options, spec};
-use scalelab::engine::event::Event;
-use scalelab::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use scalelab::engine::{EngineOptions, run_to_end, start};
 use scalelab::latency_server::LatencyServer;
+use scalelab::report::event::Event;
 use scalelab::report::{RunReport, RunStatus};
-use scalelab::workload::expected_sum;
+use scalelab::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 fn io_spec(backend: BackendKind, workload: WorkloadKind, workers: u32) -> RunSpec {
     RunSpec {
@@ -25,7 +24,7 @@ fn io_spec(backend: BackendKind, workload: WorkloadKind, workers: u32) -> RunSpe
 }
 
 fn expected(s: &RunSpec) -> Vec<Option<u64>> {
-    (0..s.tasks).map(|t| Some(expected_sum(s, t))).collect()
+    (0..s.tasks).map(|t| Some(s.expected_sum(t))).collect()
 }
 
 #[test]
@@ -52,7 +51,7 @@ fn every_workload_gives_the_same_sums_on_every_backend() {
     }
 }
 
-fn gil_report(r: &RunReport) -> &scalelab::backends::gil::GilReport {
+fn gil_report(r: &RunReport) -> &scalelab::report::gil::GilReport {
     r.gil.as_ref().expect("a gil run reports its GIL")
 }
 

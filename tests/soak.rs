@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use scalelab::engine::EngineOptions;
-use scalelab::engine::spec::BackendKind;
 use scalelab::reliability::soak::{soak, soak_cli};
+use scalelab::spec::BackendKind;
 
 #[test]
 fn five_hundred_runs_leave_nothing_behind() {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scalelab::engine::spec::{BackendKind, WorkloadKind};
+use scalelab::spec::{BackendKind, WorkloadKind};
 use scalelab::gui::controls::SpecForm;
 
 fuzz_target!(|data: &[u8]| {

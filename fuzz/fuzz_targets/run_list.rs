@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scalelab::engine::spec::RunSpec;
+use scalelab::spec::RunSpec;
 use scalelab::gui::scripted::parse_run_list;
 
 fuzz_target!(|data: &[u8]| {

@@ -12,11 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ProgressThrottle;
-use crate::engine::event::{Event, TaskRecord, WorkerKind};
-use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
     lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
+use crate::report::event::{Event, TaskRecord, WorkerKind};
 use crate::workload::cpu::{CHUNK, CpuTask};
 use crate::workload::io::{mixed_slice_end, payload};
 

@@ -12,49 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::task_exec::TaskEnv;
 use super::threads::{AsMutThreadEnv, ThreadEnv, run_pool};
-use crate::engine::event::Event;
-use crate::engine::{BackendOutcome, RunContext};
+use crate::backends::context::{BackendOutcome, RunContext};
+use crate::report::event::Event;
+use crate::report::gil::{GilHold, GilReport, GilWorkerStats};
 
 /// Numbers drawn between two eval-breaker checks.
 pub const EVAL_BREAKER_NUMBERS: u64 = 4096;
 /// Most holds kept in the timeline (a long run switches every few ms).
 const MAX_HOLDS: usize = 200_000;
-
-/// One stretch of time a worker held the GIL, in seconds since the run started.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct GilHold {
-    pub worker: u32,
-    pub start_s: f64,
-    pub end_s: f64,
-}
-
-/// How long one worker held the GIL and waited for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct GilWorkerStats {
-    pub worker: u32,
-    pub held_s: f64,
-    pub waited_s: f64,
-    pub acquisitions: u64,
-}
-
-/// What the GIL did during a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GilReport {
-    pub switch_interval_ms: f64,
-    /// Times the GIL passed from one thread to another.
-    pub switches: u64,
-    /// Drop requests set by waiters whose wait timed out.
-    pub drop_requests: u64,
-    pub per_worker: Vec<GilWorkerStats>,
-    /// The hand-off timeline (the first `MAX_HOLDS` holds).
-    pub holds: Vec<GilHold>,
-    /// Holds left out of `holds` for size.
-    pub holds_dropped: u64,
-}
 
 struct GilState {
     holder: Option<u32>,

@@ -1,6 +1,7 @@
 //! The backends: each turns a `RunSpec` into events, through the `RunContext`.
 
 pub mod bus;
+pub mod context;
 pub mod eventloop;
 pub mod gil;
 pub mod process_worker;
@@ -10,8 +11,8 @@ pub mod threads;
 
 use std::time::{Duration, Instant};
 
-use crate::engine::spec::BackendKind;
-use crate::engine::{BackendOutcome, RunContext};
+use crate::backends::context::{BackendOutcome, RunContext};
+use crate::spec::BackendKind;
 
 /// How often a worker reports a running task's progress.
 pub const PROGRESS_PERIOD: Duration = Duration::from_millis(50);

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use super::ProgressThrottle;
 use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
-use crate::engine::spec::{IoParams, WorkloadKind};
 use crate::metrics::clocks::this_process_cpu;
+use crate::spec::{IoParams, WorkloadKind};
 use crate::wire::{FrameError, IoTarget, MAX_LATENCIES, Message, read_frame, write_frame};
 
 /// Reports progress on the output pipe; a write error stops the task.

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use super::InFlight;
-use crate::engine::event::{Event, TaskRecord, WorkerKind};
-use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{CpuTimes, kill_child as kill, reap_child, wait_child_exited};
+use crate::report::event::{Event, TaskRecord, WorkerKind};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
 /// How many times a task may be re-run after its worker died.

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::engine::spec::{IoParams, WorkloadKind};
+use crate::spec::{IoParams, WorkloadKind};
 use crate::workload::cpu::{CHUNK, CpuTask};
 use crate::workload::io::{IoClient, mixed_slice_end, payload};
 

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::ProgressThrottle;
 use super::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
-use crate::engine::event::{Event, TaskRecord, WorkerKind};
-use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
     CpuTimes, lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
+use crate::report::event::{Event, TaskRecord, WorkerKind};
 
 /// Runs every task on `spec.workers` threads; returns when all have ended.
 pub fn run(ctx: &RunContext) -> BackendOutcome {

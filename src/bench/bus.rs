@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{BenchConfig, median};
-use crate::engine::event::Event;
-use crate::engine::spec::{BackendKind, RunSpec, WorkloadKind};
 use crate::engine::{run_to_end, start};
 use crate::metrics::cores::core_count;
+use crate::report::event::Event;
 use crate::report::{RunReport, RunStatus};
+use crate::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// Tiny tasks per dispatch measurement.
 const TINY_TASKS: u32 = 5000;

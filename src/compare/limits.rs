@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::bench::{kernel_vs_bare, median};
-use crate::engine::event::Event;
-use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, start};
+use crate::report::event::Event;
+use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 use super::CompareError;
 

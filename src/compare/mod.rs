@@ -16,14 +16,13 @@ use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
 use crate::bench::median;
-use crate::engine::event::Event;
-use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{self, EngineOptions};
 use crate::latency_server::LatencyServer;
 use crate::metrics::cores::core_count;
+use crate::report::event::Event;
 use crate::report::{RunReport, RunStatus};
+use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::workload::cpu::CpuTask;
-use crate::workload::expected_sum;
 use python::{Python, PythonRun};
 
 /// How often a step that waits (an engine run, a CPython child) looks at the cancel flag.
@@ -404,7 +403,7 @@ fn expected_sums(spec: &RunSpec, cancel: &AtomicBool) -> Result<Vec<Option<u64>>
             WorkloadKind::Cpu => CpuTask::new(spec.seed, t as u64, spec.numbers_per_task)
                 .run(|_| !cancel.load(Ordering::Relaxed))
                 .ok_or(CompareError::Cancelled)?,
-            _ => expected_sum(spec, t),
+            _ => spec.expected_sum(t),
         };
         out.push(Some(sum));
     }
@@ -474,13 +473,13 @@ fn cpython_row(
                     || sums
                         == (0..cfg.tasks)
                             .map(|t| {
-                                Some(expected_sum(
-                                    &RunSpec {
+                                Some(
+                                    RunSpec {
                                         workload,
                                         ..base.clone()
-                                    },
-                                    t,
-                                ))
+                                    }
+                                    .expected_sum(t),
+                                )
                             })
                             .collect::<Vec<_>>();
                 reps.sums_ok &= same && exact && sums.len() == cfg.tasks as usize;
@@ -793,7 +792,7 @@ mod tests {
                 numbers_per_task: 3 * crate::workload::cpu::CHUNK + 5,
                 ..RunSpec::default()
             };
-            let want: Vec<Option<u64>> = (0..3).map(|t| Some(expected_sum(&spec, t))).collect();
+            let want: Vec<Option<u64>> = (0..3).map(|t| Some(spec.expected_sum(t))).collect();
             assert_eq!(expected_sums(&spec, &never).unwrap(), want, "{workload}");
         }
         let spec = RunSpec {

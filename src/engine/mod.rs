@@ -2,134 +2,25 @@
 //! thread. Knows nothing of any UI; the CLI and the GUI drive it alike.
 
 pub mod calibrate;
-pub mod event;
-pub mod spec;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, unbounded};
 
 use crate::backends;
+pub use crate::backends::context::{BackendOutcome, Ending, EngineOptions, RunContext, Waker};
 use crate::latency_server::LatencyServer;
-use crate::metrics::clocks::CpuTimes;
 use crate::metrics::cores::{CoreSampler, core_count};
-use crate::metrics::meter::RunMeter;
 use crate::metrics::observer::ObserverClock;
+use crate::report::event::{Event, Sample};
 use crate::report::{IoStats, RunReport, RunStatus};
-use event::{Event, Sample, TaskRecord};
-use spec::{RunSpec, SpecError};
+use crate::spec::{RunSpec, SpecError};
 
 /// How often the sampler records per-core and run CPU use.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
-
-/// How the engine runs things, beyond what the spec says.
-#[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
-    /// The scalelab binary to start as `scalelab worker` (default: this executable).
-    pub worker_exe: Option<PathBuf>,
-    /// Nice increment for workers (threads and children), so the UI stays smooth.
-    pub worker_nice: i32,
-    /// Run workers under `SCHED_IDLE`: they get every core nothing else wants.
-    pub worker_sched_idle: bool,
-    /// Use this latency service instead of starting one (I/O workloads).
-    pub io_server: Option<std::net::SocketAddr>,
-}
-
-impl EngineOptions {
-    /// The executable that serves `scalelab worker`.
-    pub fn worker_exe(&self) -> std::io::Result<PathBuf> {
-        match &self.worker_exe {
-            Some(p) => Ok(p.clone()),
-            None => std::env::current_exe(),
-        }
-    }
-}
-
-/// What a backend gets to run with.
-pub struct RunContext {
-    pub spec: RunSpec,
-    pub options: EngineOptions,
-    events: Sender<Event>,
-    cancel: Arc<AtomicBool>,
-    pub meter: Arc<RunMeter>,
-    started: Instant,
-    on_event: Option<Waker>,
-    io_addr: Option<std::net::SocketAddr>,
-}
-
-impl RunContext {
-    /// Sends an event to the watchers (ignored once they have gone).
-    pub fn emit(&self, e: Event) {
-        let last = e.is_terminal();
-        let _ = self.events.send(e);
-        if let Some(wake) = &self.on_event {
-            wake(last);
-        }
-    }
-
-    /// True once the run has been asked to stop.
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-
-    /// Stops the run from inside (a backend that has failed stops its other workers).
-    pub fn cancel_internal(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
-    /// When the run started.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// The latency service of an I/O workload.
-    pub fn io_addr(&self) -> Option<std::net::SocketAddr> {
-        self.io_addr
-    }
-
-    /// Seconds since the run started.
-    pub fn now_s(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-}
-
-/// How a backend's run ended.
-#[derive(Debug)]
-pub enum Ending {
-    Completed,
-    Cancelled,
-    Failed(String),
-}
-
-/// What a backend hands back: its finished tasks, the workers' CPU, how it ended.
-#[derive(Debug)]
-pub struct BackendOutcome {
-    pub records: Vec<TaskRecord>,
-    pub cpu: CpuTimes,
-    pub ending: Ending,
-    pub workers_lost: u32,
-    /// Latency of every answered request (I/O workloads).
-    pub latencies_ms: Vec<f32>,
-    pub gil: Option<crate::backends::gil::GilReport>,
-}
-
-impl BackendOutcome {
-    /// A run that failed before any task ran.
-    pub fn failed(why: String) -> Self {
-        Self {
-            records: Vec::new(),
-            cpu: CpuTimes::default(),
-            ending: Ending::Failed(why),
-            workers_lost: 0,
-            latencies_ms: Vec::new(),
-            gil: None,
-        }
-    }
-}
 
 /// A run in progress: its event stream and the means to stop it.
 pub struct RunHandle {
@@ -177,10 +68,6 @@ impl Drop for RunHandle {
     }
 }
 
-/// Called after every event a run sends, with `true` for its last one: a watcher
-/// can coalesce the others and still show the end at once.
-pub type Waker = Arc<dyn Fn(bool) + Send + Sync>;
-
 /// Starts a run. The spec is validated first; nothing starts if it is refused.
 pub fn start(spec: RunSpec, options: EngineOptions) -> Result<RunHandle, SpecError> {
     start_with_waker(spec, options, None)
@@ -195,16 +82,7 @@ pub fn start_with_waker(
     spec.validate()?;
     let (tx, rx) = unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
-    let ctx = RunContext {
-        meter: Arc::new(RunMeter::new(spec.workers as usize * 2)),
-        spec,
-        options,
-        events: tx,
-        cancel: cancel.clone(),
-        started: Instant::now(),
-        on_event: wake,
-        io_addr: None,
-    };
+    let ctx = RunContext::new(spec, options, tx, cancel.clone(), wake);
     let thread = std::thread::Builder::new()
         .name("scalelab-run".into())
         .spawn(move || control(ctx))
@@ -232,13 +110,13 @@ fn control(mut ctx: RunContext) {
     let mut server_error = None;
     if ctx.spec.workload.does_io() {
         match ctx.options.io_server {
-            Some(addr) => ctx.io_addr = Some(addr),
+            Some(addr) => ctx.set_io_addr(addr),
             None => match LatencyServer::start(
                 ctx.spec.seed,
                 Duration::from_millis(ctx.spec.io.latency_ms as u64),
             ) {
                 Ok(s) => {
-                    ctx.io_addr = Some(s.addr());
+                    ctx.set_io_addr(s.addr());
                     server = Some(s);
                 }
                 Err(e) => server_error = Some(format!("cannot start the latency service: {e}")),
@@ -248,7 +126,7 @@ fn control(mut ctx: RunContext) {
     ctx.emit(Event::Started {
         spec: ctx.spec.clone(),
         cores,
-        io_addr: ctx.io_addr,
+        io_addr: ctx.io_addr(),
     });
     let ctx = Arc::new(ctx);
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);

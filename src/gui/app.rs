@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use egui::{Color32, Context, Key, Modifiers, RichText, Ui};
 
 use crate::engine::calibrate::{Calibration, RunSize};
-use crate::engine::event::Event;
-use crate::engine::spec::RunSpec;
 use crate::engine::{self, EngineOptions, RunHandle};
 use crate::metrics::cores::core_count;
+use crate::report::event::Event;
 use crate::report::{RunReport, RunStatus};
+use crate::spec::RunSpec;
 
 use super::compare_view::{self, CompareJob};
 use super::controls::{self, PanelContext, SpecForm};

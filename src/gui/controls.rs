@@ -4,10 +4,10 @@
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::{
+use crate::report::export::group_thousands;
+use crate::spec::{
     BackendKind, BusParams, GilParams, IoParams, MAX_WORKERS, RunSpec, WorkloadKind,
 };
-use crate::report::export::group_thousands;
 
 use super::app::Command;
 use crate::engine::calibrate::{Calibration, RunSize};

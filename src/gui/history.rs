@@ -5,9 +5,9 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, Plot};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::BackendKind;
 use crate::report::export::{ExportRow, group_thousands, speedup};
 use crate::report::{RunReport, RunStatus};
+use crate::spec::BackendKind;
 
 use super::app::{Command, ExportFormat};
 use super::backend_color;
@@ -132,7 +132,7 @@ fn summary_of(r: &RunReport) -> RunReport {
         cpu_timeline: Vec::new(),
         io: r.io.clone(),
         // The GIL's totals stay; its hand-off timeline goes with the other timelines.
-        gil: r.gil.as_ref().map(|g| crate::backends::gil::GilReport {
+        gil: r.gil.as_ref().map(|g| crate::report::gil::GilReport {
             holds: Vec::new(),
             holds_dropped: g.holds_dropped + g.holds.len() as u64,
             ..g.clone()
@@ -438,7 +438,7 @@ fn charts(ui: &mut Ui, history: &RunHistory, height: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::RunSpec;
+    use crate::spec::RunSpec;
 
     fn report(status: RunStatus, wall_s: f64) -> RunReport {
         RunReport {
@@ -455,7 +455,7 @@ mod tests {
             cores: 2,
             workers_lost: 0,
             task_timeline: vec![],
-            cpu_timeline: vec![crate::engine::event::Sample {
+            cpu_timeline: vec![crate::report::event::Sample {
                 t_s: 0.1,
                 per_core: vec![1.0, 2.0],
                 run_cpu_percent: 1.0,

@@ -20,7 +20,7 @@ use egui::Color32;
 
 use crate::engine::EngineOptions;
 use crate::engine::calibrate::Calibration;
-use crate::engine::spec::BackendKind;
+use crate::spec::BackendKind;
 use app::ScalelabApp;
 use scripted::{Script, ScriptConfig};
 

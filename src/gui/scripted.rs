@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::spec::{BackendKind, RunSpec};
 use crate::report::{RunReport, RunStatus};
+use crate::spec::{BackendKind, RunSpec};
 
 use super::app::Command;
 

@@ -8,11 +8,10 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use super::procinfo::{children_of, is_running, ppid_and_state};
-use crate::engine::event::{Event, WorkerKind};
-use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, start};
 use crate::report::RunStatus;
-use crate::workload::expected_sum;
+use crate::report::event::{Event, WorkerKind};
+use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 /// No case may take longer than this to end.
 pub const HANG_BOUND: Duration = Duration::from_secs(20);
@@ -150,7 +149,7 @@ pub fn run_case(case: FaultCase, options: &EngineOptions) -> CaseResult {
         match r.status {
             RunStatus::Ok => {
                 let want: Vec<_> = (0..case.spec.tasks)
-                    .map(|t| Some(expected_sum(&case.spec, t)))
+                    .map(|t| Some(case.spec.expected_sum(t)))
                     .collect();
                 if r.sums != want {
                     problems.push("finished with wrong sums".into());

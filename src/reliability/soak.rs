@@ -5,10 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::procinfo::{Resources, settle, snapshot};
-use crate::engine::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 use crate::engine::{EngineOptions, run_to_end};
 use crate::report::RunStatus;
-use crate::workload::expected_sum;
+use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 /// What a soak found.
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +118,7 @@ pub fn soak_cli(runs: usize, backends: &[BackendKind], exe: &std::path::Path) ->
         match out {
             Ok(o) if o.status.success() => {
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-                let want: Vec<u64> = (0..s.tasks).map(|t| expected_sum(&s, t)).collect();
+                let want: Vec<u64> = (0..s.tasks).map(|t| s.expected_sum(t)).collect();
                 if v["sums"] != serde_json::json!(want) {
                     failures.push(format!("{what}: wrong sums"));
                 }
@@ -218,7 +217,7 @@ pub fn soak(runs: usize, backends: &[BackendKind], options: &EngineOptions) -> S
         match run_to_end(spec.clone(), options.clone()) {
             Ok(r) if r.status == RunStatus::Ok => {
                 let want: Vec<_> = (0..spec.tasks)
-                    .map(|t| Some(expected_sum(&spec, t)))
+                    .map(|t| Some(spec.expected_sum(t)))
                     .collect();
                 if r.sums != want {
                     failures.push(format!("{what}: wrong sums"));

@@ -168,7 +168,7 @@ pub fn group_thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::{BackendKind, RunSpec};
+    use crate::spec::{BackendKind, RunSpec};
 
     fn report(backend: BackendKind, wall_s: f64, status: RunStatus) -> RunReport {
         RunReport {

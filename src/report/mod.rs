@@ -1,12 +1,14 @@
 //! What a run produced, in the shape the CLI prints and the GUI keeps.
 
+pub mod event;
 pub mod export;
+pub mod gil;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backends::gil::GilReport;
-use crate::engine::event::{Sample, TaskRecord};
-use crate::engine::spec::RunSpec;
+use crate::report::event::{Sample, TaskRecord};
+use crate::spec::RunSpec;
+use gil::GilReport;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

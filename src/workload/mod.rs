@@ -1,18 +1,5 @@
-//! The workloads: the kernels with no threads or channels of their own.
+//! The workloads: the kernels with no threads or channels of their own. They
+//! import nothing else of scalelab: `spec` and everything above build on them.
 
 pub mod cpu;
 pub mod io;
-
-use crate::engine::spec::{RunSpec, WorkloadKind};
-
-/// The result task `task` of `spec` must give, computed directly.
-pub fn expected_sum(spec: &RunSpec, task: u32) -> u64 {
-    let (seed, t) = (spec.seed, task as u64);
-    match spec.workload {
-        WorkloadKind::Cpu => cpu::task_sum(seed, t, spec.numbers_per_task),
-        WorkloadKind::Io => io::io_sum(seed, t, spec.io.requests),
-        WorkloadKind::Mixed => {
-            cpu::task_sum(seed, t, spec.numbers_per_task) + io::io_sum(seed, t, spec.io.requests)
-        }
-    }
-}

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use scalelab::engine::EngineOptions;
-use scalelab::engine::spec::{BackendKind, RunSpec, WorkloadKind};
 use scalelab::reliability::procinfo::settle;
+use scalelab::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// Engine options whose `processes` workers are the scalelab binary under test.
 pub fn options() -> EngineOptions {

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{MAX_HOST, Master, PREFETCH_BELOW, Peer, REPORTED_DROPS, same_token};
-use crate::engine::event::{BusEvent, Event, TaskRecord, WorkerKind};
-use crate::engine::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
+use crate::report::event::{BusEvent, Event, TaskRecord, WorkerKind};
+use crate::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
 use crate::wire::{self, BUS_PROTOCOL, FrameError, MAX_FRAME, Message};
 
 /// A short name for a message's kind, for drop reports.

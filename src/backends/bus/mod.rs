@@ -21,10 +21,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::backends::InFlight;
-use crate::engine::event::{BusEvent, BusTally, Event, TaskRecord};
-use crate::engine::spec::HEARTBEAT_LIVENESS;
-use crate::engine::{BackendOutcome, Ending, RunContext};
+use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::report::event::{BusEvent, BusTally, Event, TaskRecord};
+use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
 
 /// Environment variable through which local workers get the token (a command

@@ -10,10 +10,10 @@ use egui::TextureHandle;
 use egui_plot::PlotPoint;
 use serde::{Deserialize, Serialize};
 
-use crate::backends::gil::GilHold;
-use crate::engine::event::{BusEvent, Event, Sample, TaskRecord};
-use crate::engine::spec::RunSpec;
+use crate::report::event::{BusEvent, Event, Sample, TaskRecord};
+use crate::report::gil::GilHold;
 use crate::report::{RunReport, RunStatus};
+use crate::spec::RunSpec;
 
 pub use panel::show;
 
@@ -434,7 +434,7 @@ mod tests {
         // A worker index beyond the spec (a replacement) gets a lane of its own.
         live.apply(&Event::WorkerStarted {
             worker: 5,
-            kind: crate::engine::event::WorkerKind::Process,
+            kind: crate::report::event::WorkerKind::Process,
             os_id: 1,
         });
         assert_eq!(live.lanes.len(), 6);

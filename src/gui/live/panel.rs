@@ -6,7 +6,6 @@ use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoint, PlotPoints
 
 use super::{CoreView, LiveOptions, LiveRun, Refresh};
 use crate::engine::calibrate::RunSize;
-use crate::engine::spec::{BackendKind, WorkloadKind};
 use crate::gui::app::Command;
 use crate::gui::charts::{
     fmt_rate, fmt_secs, heat_color, lane_step, sparse_value_grid, step_tick, task_color, time_grid,
@@ -14,6 +13,7 @@ use crate::gui::charts::{
 };
 use crate::report::RunStatus;
 use crate::report::export::group_thousands;
+use crate::spec::{BackendKind, WorkloadKind};
 
 /// The run's own colour in the CPU charts.
 const RUN_COLOR: Color32 = Color32::from_rgb(230, 120, 40);

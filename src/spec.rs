@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::workload::cpu::MAX_DRAW;
+use crate::workload::cpu::{self, MAX_DRAW};
+use crate::workload::io;
 
 /// Most workers a run may ask for.
 pub const MAX_WORKERS: u32 = 1024;
@@ -196,6 +197,19 @@ impl fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 impl RunSpec {
+    /// The result task `task` must give, computed directly from the kernels.
+    pub fn expected_sum(&self, task: u32) -> u64 {
+        let (seed, t) = (self.seed, task as u64);
+        match self.workload {
+            WorkloadKind::Cpu => cpu::task_sum(seed, t, self.numbers_per_task),
+            WorkloadKind::Io => io::io_sum(seed, t, self.io.requests),
+            WorkloadKind::Mixed => {
+                cpu::task_sum(seed, t, self.numbers_per_task)
+                    + io::io_sum(seed, t, self.io.requests)
+            }
+        }
+    }
+
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), SpecError> {
         self.problems().into_iter().next().map_or(Ok(()), Err)

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::RunSpec;
-use crate::backends::gil::GilHold;
 use crate::report::RunReport;
+use crate::report::gil::GilHold;
+use crate::spec::RunSpec;
 
 /// How a worker exists on the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
