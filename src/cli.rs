@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use scalelab::backends::bus::{self, worker as bus_worker, worker::JoinOptions};
@@ -55,7 +56,7 @@ pub struct WorkerArgs {
     #[arg(long, requires = "connect")]
     pub token: Option<String>,
     /// Seconds to wait for the master to accept the join.
-    #[arg(long, default_value_t = 10.0, requires = "connect")]
+    #[arg(long, default_value_t = 10.0, requires = "connect", value_parser = seconds_up_to::<3600>)]
     pub join_timeout: f64,
     /// Die with this process (the master that started us).
     #[arg(long, hide = true)]
@@ -223,7 +224,7 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_enum)]
     pub backends: Vec<BackendKind>,
     /// Repetitions of every cell; medians and min-max are reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub repeat: usize,
     /// Requests per I/O task.
     #[arg(long, default_value_t = 10)]
@@ -251,7 +252,7 @@ pub struct CompareArgs {
 #[derive(Args, Debug)]
 pub struct SoakArgs {
     /// Runs in all, cycling through every backend and workload.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub runs: usize,
     /// Start `scalelab run` processes instead of running in this process.
     #[arg(long)]
@@ -261,7 +262,7 @@ pub struct SoakArgs {
 #[derive(Args, Debug)]
 pub struct FaultArgs {
     /// Cases to run.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub cases: usize,
     /// Seed of the campaign: the same seed gives the same cases.
     #[arg(long, default_value_t = 1)]
@@ -274,10 +275,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Wall time of the 1-worker scaling runs, in seconds.
-    #[arg(long, default_value_t = 2.5)]
+    #[arg(long, default_value_t = 2.5, value_parser = seconds_up_to::<600>)]
     pub seconds: f64,
     /// Numbers per kernel timing.
-    #[arg(long, default_value_t = 200_000_000)]
+    #[arg(long, default_value_t = 200_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_numbers: u64,
     /// Skip the gil / eventloop / io measurements.
     #[arg(long)]
@@ -299,9 +300,34 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
+/// A duration in seconds, more than 0 and at most MAX (clap states the range in its error).
+fn seconds_up_to<const MAX: u32>(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if v > 0.0 && v <= f64::from(MAX) {
+        Ok(v)
+    } else {
+        Err(format!("must be more than 0 and at most {MAX} seconds"))
+    }
+}
+
+/// Exit status for input the user must fix (clap's own usage errors exit 2 too).
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status for a run (or bench, comparison, worker) that failed or was cancelled.
+const EXIT_FAILED: u8 = 1;
+
+/// Bad input: says what is wrong and exits 2; nothing ran.
+fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("scalelab: {msg}");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// A failure while working: says why and exits 1.
+fn failed(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("scalelab: {msg}");
+    ExitCode::from(EXIT_FAILED)
 }
 
 fn gui(args: &GuiArgs) -> ExitCode {
@@ -324,7 +350,7 @@ fn gui(args: &GuiArgs) -> ExitCode {
         };
         let runs = match args.run.as_deref().map(|l| parse_run_list(l, &base)) {
             Some(Ok(runs)) => runs,
-            Some(Err(e)) => return fail(e),
+            Some(Err(e)) => return bad_input(e),
             None => Vec::new(),
         };
         for (path, what) in [
@@ -336,7 +362,7 @@ fn gui(args: &GuiArgs) -> ExitCode {
             if let Some(p) = path
                 && let Err(e) = check_writable(p, what)
             {
-                return fail(e);
+                return bad_input(e);
             }
         }
         Some(ScriptConfig {
@@ -354,10 +380,7 @@ fn gui(args: &GuiArgs) -> ExitCode {
     };
     match gui::launch(gui::LaunchConfig { script, options }) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scalelab: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => failed(e),
     }
 }
 
@@ -365,7 +388,8 @@ fn run(args: &RunArgs) -> ExitCode {
     let spec = args.spec.spec();
     let handle = match engine::start(spec, EngineOptions::default()) {
         Ok(h) => h,
-        Err(e) => return fail(format!("invalid run: {e}")),
+        Err(e @ engine::StartError::Invalid(_)) => return bad_input(e),
+        Err(e) => return failed(e),
     };
     let mut report = None;
     for e in handle.events.iter() {
@@ -393,7 +417,7 @@ fn run(args: &RunArgs) -> ExitCode {
     }
     match report.status {
         RunStatus::Ok => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
+        _ => ExitCode::from(EXIT_FAILED),
     }
 }
 
@@ -455,12 +479,6 @@ fn print_text(r: &RunReport) {
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
-    if !(args.seconds > 0.0 && args.seconds <= 600.0) {
-        return fail("--seconds must be between 0 and 600");
-    }
-    if args.kernel_numbers == 0 {
-        return fail("--kernel-numbers must be at least 1");
-    }
     let cfg = BenchConfig {
         scaling_run_s: args.seconds,
         kernel_numbers: args.kernel_numbers,
@@ -482,7 +500,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => failed(e),
     }
 }
 
@@ -511,18 +529,15 @@ fn compare(args: &CompareArgs) -> ExitCode {
         limits: !args.no_limits,
         ..defaults
     };
-    if cfg.repeat == 0 || cfg.repeat > 100 {
-        return fail("--repeat must be between 1 and 100");
-    }
     if let Some(dir) = args.chart.as_ref().and_then(|p| p.parent())
         && !dir.as_os_str().is_empty()
         && !dir.is_dir()
     {
-        return fail(format!("--chart: no such folder: {}", dir.display()));
+        return bad_input(format!("--chart: no such folder: {}", dir.display()));
     }
     let report = match compare::run(&cfg, |p| eprintln!("measuring {p}")) {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return failed(e),
     };
     let text = match args.format {
         TableFormat::Table => output::to_table(&report),
@@ -530,7 +545,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
         TableFormat::Json => output::to_json(&report),
         TableFormat::Csv => match output::to_csv(&report) {
             Ok(s) => s,
-            Err(e) => return fail(e),
+            Err(e) => return failed(e),
         },
     };
     print!("{text}");
@@ -539,7 +554,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
     }
     if let Some(path) = &args.chart {
         if let Err(e) = chart::write_png(&report, path) {
-            return fail(e);
+            return failed(e);
         }
         eprintln!("chart written to {}", path.display());
     }
@@ -548,13 +563,10 @@ fn compare(args: &CompareArgs) -> ExitCode {
 
 fn soak(args: &SoakArgs) -> ExitCode {
     use scalelab::reliability::soak;
-    if args.runs == 0 || args.runs > 1_000_000 {
-        return fail("--runs must be between 1 and 1000000");
-    }
     let r = if args.cli {
         match std::env::current_exe() {
             Ok(exe) => soak::soak_cli(args.runs, &BackendKind::ALL, &exe),
-            Err(e) => return fail(format!("cannot find this executable: {e}")),
+            Err(e) => return failed(format!("cannot find this executable: {e}")),
         }
     } else {
         soak::soak(args.runs, &BackendKind::ALL, &EngineOptions::default())
@@ -563,16 +575,12 @@ fn soak(args: &SoakArgs) -> ExitCode {
     if r.clean() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("scalelab: the soak found problems");
-        ExitCode::from(1)
+        failed("the soak found problems")
     }
 }
 
 fn faults(args: &FaultArgs) -> ExitCode {
     use scalelab::reliability::faults;
-    if args.cases == 0 || args.cases > 100_000 {
-        return fail("--cases must be between 1 and 100000");
-    }
     let r = faults::campaign(
         args.seed,
         args.cases,
@@ -583,8 +591,7 @@ fn faults(args: &FaultArgs) -> ExitCode {
     if r.bad.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("scalelab: {} case(s) broke the promise", r.bad.len());
-        ExitCode::from(1)
+        failed(format!("{} case(s) broke the promise", r.bad.len()))
     }
 }
 
@@ -616,7 +623,7 @@ fn worker(args: &WorkerArgs) -> ExitCode {
         && let Err(e) =
             scalelab::backends::process_worker::bind_to_parent(parent, args.nice, args.idle)
     {
-        return fail(format!("worker: {e}"));
+        return failed(format!("worker: {e}"));
     }
     let Some(endpoint) = &args.connect else {
         return pipe_worker();
@@ -626,14 +633,11 @@ fn worker(args: &WorkerArgs) -> ExitCode {
         .clone()
         .or_else(|| std::env::var(bus::TOKEN_ENV).ok())
     else {
-        return fail(format!(
+        return bad_input(format!(
             "worker: --connect needs --token (or {} in the environment)",
             bus::TOKEN_ENV
         ));
     };
-    if !(args.join_timeout > 0.0 && args.join_timeout <= 3600.0) {
-        return fail("worker: --join-timeout must be between 0 and 3600 seconds");
-    }
     let opts = JoinOptions {
         endpoint: endpoint.clone(),
         token,
@@ -641,14 +645,16 @@ fn worker(args: &WorkerArgs) -> ExitCode {
     };
     match bus_worker::serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("worker: {e}")),
+        Err(e) => failed(format!("worker: {e}")),
     }
 }
 
 fn pipe_worker() -> ExitCode {
     let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
-    match scalelab::backends::process_worker::serve(&mut input, &mut output) {
+    use scalelab::backends::process_worker::{ServeError, serve};
+    match serve(&mut input, &mut output) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("worker: {e}")),
+        Err(e @ ServeError::BadInput(_)) => bad_input(format!("worker: {e}")),
+        Err(e) => failed(format!("worker: {e}")),
     }
 }

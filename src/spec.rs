@@ -182,19 +182,12 @@ impl Default for RunSpec {
 }
 
 /// Why a spec was refused: which field, and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
 pub struct SpecError {
     pub field: &'static str,
     pub message: String,
 }
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for SpecError {}
 
 impl RunSpec {
     /// The result task `task` must give, computed directly from the kernels.

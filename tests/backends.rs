@@ -208,7 +208,7 @@ fn invalid_specs_are_refused_before_anything_starts() {
         ),
     ] {
         let err = start(s, options()).err().expect("refused");
-        assert_eq!(err.field, field);
+        assert_eq!(err.invalid_field(), Some(field), "{err}");
     }
 }
 

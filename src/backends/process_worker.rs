@@ -97,9 +97,20 @@ pub fn task_input(
     })
 }
 
+/// Why a pipe worker stopped before its input ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The master sent something this worker cannot take (the CLI exits 2).
+    #[error("bad input from the master: {0}")]
+    BadInput(String),
+    /// The pipe to the master broke (exit 1).
+    #[error("cannot write to the master: {0}")]
+    Pipe(#[source] std::io::Error),
+}
+
 /// Serves tasks until the input ends (the master closed the pipe or died).
-pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), String> {
-    let io_err = |e: std::io::Error| format!("cannot write to the master: {e}");
+pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), ServeError> {
+    let io_err = ServeError::Pipe;
     write_frame(
         output,
         &Message::Hello {
@@ -111,7 +122,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Strin
         let msg = match read_frame(input) {
             Ok(m) => m,
             Err(FrameError::Eof) => return Ok(()),
-            Err(e) => return Err(format!("bad input from the master: {e}")),
+            Err(e) => return Err(ServeError::BadInput(e.to_string())),
         };
         let Message::Task {
             task,
@@ -121,9 +132,11 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Strin
             io,
         } = msg
         else {
-            return Err(format!("expected a task, got {msg:?}"));
+            return Err(ServeError::BadInput(format!(
+                "expected a task, got {msg:?}"
+            )));
         };
-        let input = task_input(task, seed, numbers, workload, io)?;
+        let input = task_input(task, seed, numbers, workload, io).map_err(ServeError::BadInput)?;
         let mut env = PipeEnv {
             output,
             task,
@@ -200,11 +213,13 @@ mod tests {
     fn garbage_input_is_an_error_not_a_panic() {
         let mut out = Vec::new();
         let err = serve(&mut &b"\x05\0\0\0hello"[..], &mut out).unwrap_err();
-        assert!(err.contains("bad input"), "{err}");
+        assert!(matches!(err, ServeError::BadInput(_)), "{err}");
+        assert!(err.to_string().contains("bad input"), "{err}");
         let mut hello = Vec::new();
         write_frame(&mut hello, &Message::Hello { pid: 1 }).unwrap();
         let err = serve(&mut &hello[..], &mut out).unwrap_err();
-        assert!(err.contains("expected a task"), "{err}");
+        assert!(matches!(err, ServeError::BadInput(_)), "{err}");
+        assert!(err.to_string().contains("expected a task"), "{err}");
     }
 
     #[test]

@@ -68,8 +68,29 @@ impl Drop for RunHandle {
     }
 }
 
+/// Why a run did not start. A caller branches on it: a refused spec is the
+/// user's to fix (the CLI exits 2), a thread the system would not give is not
+/// (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid run: {0}")]
+    Invalid(#[from] SpecError),
+    #[error("cannot start the run thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+impl StartError {
+    /// The refused field, when the spec was refused.
+    pub fn invalid_field(&self) -> Option<&'static str> {
+        match self {
+            StartError::Invalid(e) => Some(e.field),
+            StartError::Spawn(_) => None,
+        }
+    }
+}
+
 /// Starts a run. The spec is validated first; nothing starts if it is refused.
-pub fn start(spec: RunSpec, options: EngineOptions) -> Result<RunHandle, SpecError> {
+pub fn start(spec: RunSpec, options: EngineOptions) -> Result<RunHandle, StartError> {
     start_with_waker(spec, options, None)
 }
 
@@ -78,7 +99,7 @@ pub fn start_with_waker(
     spec: RunSpec,
     options: EngineOptions,
     wake: Option<Waker>,
-) -> Result<RunHandle, SpecError> {
+) -> Result<RunHandle, StartError> {
     spec.validate()?;
     let (tx, rx) = unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -86,10 +107,7 @@ pub fn start_with_waker(
     let thread = std::thread::Builder::new()
         .name("scalelab-run".into())
         .spawn(move || control(ctx))
-        .map_err(|e| SpecError {
-            field: "run",
-            message: format!("cannot start the run thread: {e}"),
-        })?;
+        .map_err(StartError::Spawn)?;
     Ok(RunHandle {
         events: rx,
         cancel,
@@ -98,7 +116,7 @@ pub fn start_with_waker(
 }
 
 /// Runs a spec to the end on the calling thread's behalf and returns its report.
-pub fn run_to_end(spec: RunSpec, options: EngineOptions) -> Result<RunReport, SpecError> {
+pub fn run_to_end(spec: RunSpec, options: EngineOptions) -> Result<RunReport, StartError> {
     Ok(start(spec, options)?.wait())
 }
 

@@ -16,7 +16,7 @@ use crate::spec::RunSpec;
 
 use super::compare_view::{self, CompareJob};
 use super::controls::{self, PanelContext, SpecForm};
-use super::frame_stats::{FrameStats, FrameSummary};
+use super::frame_stats::FrameStats;
 use super::history;
 use super::live::{self, LiveRun};
 use super::screenshot::Screenshotter;
@@ -206,10 +206,6 @@ impl ScalelabApp {
 
     pub fn live(&self) -> Option<&LiveRun> {
         self.live.as_ref()
-    }
-
-    pub fn frame_summary(&self) -> FrameSummary {
-        self.frames.summary()
     }
 
     /// One frame: fold events, draw, then execute what the panels asked for.

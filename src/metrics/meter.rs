@@ -47,13 +47,6 @@ impl RunMeter {
         }
     }
 
-    /// Adds CPU time to `slot` (for a worker whose clock restarted, e.g. a replaced process).
-    pub fn add_cpu_ns(&self, slot: usize, ns: u64) {
-        if let Some(c) = self.cpu_ns.get(slot) {
-            c.fetch_add(ns, Ordering::Relaxed);
-        }
-    }
-
     pub fn total_numbers(&self) -> u64 {
         self.numbers.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
