@@ -1,17 +1,17 @@
 //! The comparison with CPython from the app: `scalelab compare`'s matrix at
 //! the chapter's size, run on a background thread (it takes a minute or two),
 //! its progress and result drawn in a window. The engine-side `compare` module
-//! does all the work; this thread only starts it, cancels it and drains what
-//! it reports.
+//! does all the work; the UI thread only starts it, cancels it and folds what
+//! it sends back (as commands, through the app's `CommandSender`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, unbounded};
 use egui::{Context, RichText, Ui};
 
+use super::command::{Command, CommandSender};
 use crate::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport, output};
 use crate::engine::EngineOptions;
 use crate::report::export::group_thousands;
@@ -22,12 +22,6 @@ use crate::report::export::group_thousands;
 pub const CHAPTER_TASKS: u32 = 8;
 pub const CHAPTER_NUMBERS: u64 = 1_000_000;
 
-/// What the comparison thread reports.
-enum Message {
-    Progress(CompareProgress),
-    Done(Result<CompareReport, CompareError>),
-}
-
 /// How a comparison ended.
 pub enum Outcome {
     Done(Box<CompareReport>),
@@ -35,15 +29,12 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// What `CompareJob::poll` found.
+/// How a comparison ended, for the status bar.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Polled {
-    /// Still measuring.
-    Running,
-    /// It ended since the last poll: the status bar's line, and whether it is an error.
-    Ended { text: String, is_error: bool },
-    /// It had ended before.
-    Over,
+pub struct Ended {
+    /// The status bar's line.
+    pub text: String,
+    pub is_error: bool,
 }
 
 /// What the user did in the comparison window.
@@ -56,7 +47,6 @@ pub enum Action {
 
 /// A comparison running, or its outcome.
 pub struct CompareJob {
-    rx: Receiver<Message>,
     thread: Option<JoinHandle<()>>,
     cancel: Arc<AtomicBool>,
     tasks: u32,
@@ -82,26 +72,19 @@ impl CompareJob {
     }
 
     /// Starts `cfg` on a thread of its own (its cancel flag becomes the job's).
-    pub fn start(mut cfg: CompareConfig, ctx: &Context) -> Self {
+    pub fn start(mut cfg: CompareConfig, back: &CommandSender) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
         cfg.cancel = cancel.clone();
-        let (tx, rx) = unbounded();
-        let wake = {
-            let ctx = ctx.clone();
-            Arc::new(move || ctx.request_repaint())
-        };
         let (tasks, numbers) = (cfg.tasks, cfg.numbers);
+        let back = back.clone();
         let thread = std::thread::Builder::new()
             .name("scalelab-compare".into())
             .spawn(move || {
-                let progress_tx = tx.clone();
-                let progress_wake = wake.clone();
+                let progress = back.clone();
                 let result = compare::run(&cfg, move |p| {
-                    let _ = progress_tx.send(Message::Progress(p.clone()));
-                    progress_wake();
+                    progress.send(Command::CompareProgress(p.clone()));
                 });
-                let _ = tx.send(Message::Done(result));
-                wake();
+                back.send(Command::CompareEnded(result.map(Box::new)));
             });
         let (thread, outcome) = match thread {
             Ok(t) => (Some(t), None),
@@ -113,7 +96,6 @@ impl CompareJob {
             ),
         };
         Self {
-            rx,
             thread,
             cancel,
             tasks,
@@ -144,7 +126,7 @@ impl CompareJob {
     }
 
     /// Asks the comparison to stop; it ends within a fraction of a second,
-    /// and `poll` then reports it cancelled. Never waits.
+    /// and `on_ended` then reports it cancelled. Never waits.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
@@ -153,21 +135,15 @@ impl CompareJob {
         self.is_running() && self.cancel.load(Ordering::Relaxed)
     }
 
-    /// Folds what the thread said since the last frame, without waiting.
-    pub fn poll(&mut self) -> Polled {
-        if self.outcome.is_some() {
-            return Polled::Over;
+    /// The thread moved on to its next step.
+    pub fn on_progress(&mut self, p: CompareProgress) {
+        if self.outcome.is_none() {
+            self.progress = Some((p, self.started.elapsed()));
         }
-        let mut done = None;
-        for m in self.rx.try_iter() {
-            match m {
-                Message::Progress(p) => self.progress = Some((p, self.started.elapsed())),
-                Message::Done(r) => done = Some(r),
-            }
-        }
-        let Some(result) = done else {
-            return Polled::Running;
-        };
+    }
+
+    /// The thread ended: keeps the outcome and says what the status bar should.
+    pub fn on_ended(&mut self, result: Result<Box<CompareReport>, CompareError>) -> Ended {
         let took = self.started.elapsed();
         self.took = Some(took);
         // The thread's last act was to send this: joining it takes no time, but off this thread anyway.
@@ -179,7 +155,7 @@ impl CompareJob {
         let took = clock(took);
         let (outcome, text, is_error) = match result {
             Ok(r) => (
-                Outcome::Done(Box::new(r)),
+                Outcome::Done(r),
                 format!("Comparison with CPython done in {took}."),
                 false,
             ),
@@ -194,7 +170,7 @@ impl CompareJob {
             }
         };
         self.outcome = Some(outcome);
-        Polled::Ended { text, is_error }
+        Ended { text, is_error }
     }
 
     /// Time since the start, or how long it took once it ended.
@@ -222,13 +198,13 @@ impl Drop for CompareJob {
     /// that no CPython process outlives the app.
     fn drop(&mut self) {
         self.cancel();
-        if self.thread.is_some() {
+        if let Some(t) = self.thread.take() {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-                match self.rx.recv_timeout(left) {
-                    Ok(Message::Done(_)) | Err(_) => break,
-                    Ok(Message::Progress(_)) => {}
-                }
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
             }
         }
     }

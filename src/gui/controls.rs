@@ -9,7 +9,7 @@ use crate::spec::{
     BackendKind, BusParams, GilParams, IoParams, MAX_WORKERS, RunSpec, WorkloadKind,
 };
 
-use super::app::Command;
+use super::command::Command;
 use crate::engine::calibrate::{Calibration, RunSize};
 
 /// The form as typed: text fields stay text, so a bad entry can be shown, not lost.

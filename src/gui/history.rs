@@ -9,9 +9,10 @@ use crate::report::export::{ExportRow, group_thousands, speedup};
 use crate::report::{RunReport, RunStatus};
 use crate::spec::BackendKind;
 
-use super::app::{Command, ExportFormat};
 use super::backend_color;
 use super::charts::{step_tick, value_grid};
+use super::command::Command;
+use super::state::ExportFormat;
 
 /// Most runs kept; the oldest go first.
 pub const MAX_RUNS: usize = 200;

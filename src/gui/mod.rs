@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod charts;
+pub mod command;
 pub mod compare_view;
 pub mod controls;
 pub mod frame_stats;

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{ColorImage, Context};
 
+use super::command::{Command, CommandSender};
+
 /// Frames to wait so that the click that asked for the screenshot has been drawn away.
 const SETTLE_FRAMES: u32 = 3;
 /// How long to wait for the window to hand over its pixels.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where the PNG went, or why it did not.
-type SaveResult = Result<PathBuf, String>;
 
 enum Stage {
     Settle(u32),
@@ -26,7 +25,6 @@ enum Stage {
 pub struct Screenshotter {
     pending: Option<(PathBuf, Stage)>,
     images: (Sender<Arc<ColorImage>>, Receiver<Arc<ColorImage>>),
-    saved: (Sender<SaveResult>, Receiver<SaveResult>),
 }
 
 impl Default for Screenshotter {
@@ -34,7 +32,6 @@ impl Default for Screenshotter {
         Self {
             pending: None,
             images: unbounded(),
-            saved: unbounded(),
         }
     }
 }
@@ -49,8 +46,14 @@ impl Screenshotter {
         Ok(())
     }
 
-    /// Advances the screenshot once a frame; returns where it went (or why not) once done.
-    pub fn update(&mut self, ctx: &Context) -> Option<Result<PathBuf, String>> {
+    /// Advances the screenshot once a frame. The PNG is written on a thread of
+    /// its own, which sends `Command::ScreenshotSaved` through `back`; returns
+    /// an error here only when the window never delivered its pixels.
+    pub fn update(
+        &mut self,
+        ctx: &Context,
+        back: &CommandSender,
+    ) -> Option<Result<PathBuf, String>> {
         let (path, stage) = self.pending.as_mut()?;
         match stage {
             Stage::Settle(0) => {
@@ -67,10 +70,11 @@ impl Screenshotter {
             }
             Stage::Requested(since) => {
                 if let Ok(img) = self.images.1.try_recv() {
-                    let (tx, repaint, path) = (self.saved.0.clone(), ctx.clone(), path.clone());
+                    let (back, path) = (back.clone(), path.clone());
                     std::thread::spawn(move || {
-                        let _ = tx.send(write_png(&img, &path).map(|()| path));
-                        repaint.request_repaint();
+                        back.send(Command::ScreenshotSaved(
+                            write_png(&img, &path).map(|()| path),
+                        ));
                     });
                     *stage = Stage::Saving;
                 } else if since.elapsed() > DELIVERY_TIMEOUT {
@@ -80,14 +84,14 @@ impl Screenshotter {
                     ctx.request_repaint_after(Duration::from_millis(50));
                 }
             }
-            Stage::Saving => {
-                if let Ok(result) = self.saved.1.try_recv() {
-                    self.pending = None;
-                    return Some(result);
-                }
-            }
+            Stage::Saving => {}
         }
         None
+    }
+
+    /// The PNG writer is done (its `Command::ScreenshotSaved` arrived): ready for the next.
+    pub fn saved(&mut self) {
+        self.pending = None;
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::report::{RunReport, RunStatus};
 use crate::spec::{BackendKind, RunSpec};
 
-use super::app::Command;
+use super::command::Command;
 
 /// Frames to let the window settle (plots fit their bounds) before the screenshot.
 const SETTLE_FRAMES: u32 = 12;

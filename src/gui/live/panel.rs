@@ -6,11 +6,11 @@ use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoint, PlotPoints
 
 use super::{CoreView, LiveOptions, LiveRun, Refresh};
 use crate::engine::calibrate::RunSize;
-use crate::gui::app::Command;
 use crate::gui::charts::{
     fmt_rate, fmt_secs, heat_color, lane_step, sparse_value_grid, step_tick, task_color, time_grid,
     value_grid,
 };
+use crate::gui::command::Command;
 use crate::report::RunStatus;
 use crate::report::export::group_thousands;
 use crate::spec::{BackendKind, WorkloadKind};

@@ -1,0 +1,269 @@
+//! Executing commands: starting and cancelling runs, the history, exports,
+//! screenshots, the folder dialog, the comparison with CPython, the scripted
+//! mode's end. Nothing here draws.
+
+use super::*;
+
+impl ScalelabApp {
+    pub(super) fn execute(&mut self, command: Command, ctx: &Context) -> Vec<Command> {
+        match command {
+            Command::Run(spec) => return self.start(spec, ctx),
+            Command::Cancel => {
+                if let Some(h) = &self.run {
+                    h.cancel();
+                    self.info("Cancelling…");
+                }
+            }
+            Command::ShowRun(id) => match self.state.history.get(id) {
+                _ if self.is_running() => {
+                    self.error("A run is in progress; its charts stay shown.")
+                }
+                Some(r) => self.live = Some(LiveRun::from_report(r, id)),
+                None => {}
+            },
+            Command::RemoveRun(id) => {
+                self.state.history.remove(id);
+                self.info(format!("Removed run #{id}."));
+            }
+            Command::ClearHistory => {
+                self.state.history.clear();
+                self.info("Cleared the history.");
+            }
+            Command::SetBaseline(id) => self.state.history.baseline = Some(id),
+            Command::Export(f) => self.export(f),
+            Command::Copy(f) => match f.render(&self.state.history.rows()) {
+                Ok(text) => {
+                    ctx.copy_text(text);
+                    self.info(format!(
+                        "Copied the history as {} to the clipboard.",
+                        f.label()
+                    ));
+                }
+                Err(e) => self.error(format!("Cannot copy the history: {e}")),
+            },
+            Command::Screenshot(path) => match self.shots.request(path.clone()) {
+                // The scripted mode keeps the last run's line in the picture.
+                Ok(()) if self.script.is_some() => {}
+                Ok(()) => self.info(format!("Saving a screenshot to {}…", path.display())),
+                Err(e) => self.error(e),
+            },
+            Command::SetTheme(t) => self.state.theme = t,
+            Command::FinishScript(outcome) => self.finish_script(outcome, ctx),
+            Command::StartCompare(tasks, numbers) => {
+                let cfg = crate::compare::CompareConfig {
+                    tasks,
+                    numbers,
+                    ..CompareJob::config(self.options.clone())
+                };
+                self.start_compare(cfg, ctx);
+            }
+            Command::ShowCompare(open) => {
+                self.compare_open = open;
+                if !open && self.is_comparing() {
+                    return vec![Command::CancelCompare];
+                }
+            }
+            Command::CancelCompare => {
+                if let Some(job) = &self.compare
+                    && job.is_running()
+                {
+                    job.cancel();
+                    self.info("Cancelling the comparison with CPython…");
+                }
+            }
+            Command::ChooseExportFolder => self.open_folder_dialog(ctx),
+            Command::ExportFolderChosen(dir) => self.folder_chosen(dir),
+            Command::CompareProgress(p) => {
+                if let Some(job) = &mut self.compare {
+                    job.on_progress(p);
+                }
+            }
+            Command::CompareEnded(result) => {
+                if let Some(job) = &mut self.compare {
+                    let ended = job.on_ended(result);
+                    self.notice = Some(Notice {
+                        text: ended.text,
+                        is_error: ended.is_error,
+                    });
+                }
+            }
+            Command::ScreenshotSaved(result) => {
+                self.shots.saved();
+                return self.screenshot_done(result);
+            }
+            Command::UseRunSize(size) => {
+                self.state.form.set_size(&size);
+                self.info("The form now holds a run of a few seconds: press Run.");
+            }
+        }
+        Vec::new()
+    }
+
+    fn start(&mut self, spec: RunSpec, ctx: &Context) -> Vec<Command> {
+        if self.is_running() {
+            return Vec::new();
+        }
+        if self.is_comparing() {
+            self.error("The comparison with CPython is measuring; run when it is done.");
+            return Vec::new();
+        }
+        // While a run is live every frame asks for the next (see `ui_body`), so the
+        // workers never touch egui's context: a worker preempted while holding its
+        // lock would stall the UI thread. Only the run's end asks for a frame at once.
+        let repaint = ctx.clone();
+        let wake: engine::Waker = Arc::new(move |last| {
+            if last {
+                repaint.request_repaint();
+            }
+        });
+        match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
+            Ok(handle) => {
+                self.run = Some(handle);
+                self.runs_started += 1;
+                // The form shows what runs (the scripted mode's runs included).
+                self.state.form = SpecForm::from_spec(&spec);
+                self.live = Some(LiveRun::new(spec.clone(), self.cores));
+                self.info(format!(
+                    "Running {} × {} workers…",
+                    spec.backend, spec.workers
+                ));
+                ctx.request_repaint();
+                Vec::new()
+            }
+            Err(e) => {
+                self.error(format!("Cannot start the run: {e}"));
+                self.script
+                    .as_mut()
+                    .and_then(|s| s.on_run_refused(&e.to_string()))
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    /// Opens the desktop's native folder dialog (XDG portal) on its own thread,
+    /// starting at the current export folder; the UI thread never waits for it.
+    fn open_folder_dialog(&mut self, ctx: &Context) {
+        if self.folder_dialog_open {
+            return;
+        }
+        let start = PathBuf::from(self.state.export_dir.trim());
+        let back = self.sender(ctx);
+        let spawned = std::thread::Builder::new()
+            .name("scalelab-dialog".into())
+            .spawn(move || {
+                let mut dialog = rfd::FileDialog::new().set_title("Export folder");
+                if start.is_dir() {
+                    dialog = dialog.set_directory(&start);
+                }
+                back.send(Command::ExportFolderChosen(dialog.pick_folder()));
+            });
+        match spawned {
+            Ok(_) => {
+                self.folder_dialog_open = true;
+                self.info("Choose the export folder in the dialog…");
+            }
+            Err(e) => self.error(format!("Cannot open the folder dialog: {e}")),
+        }
+    }
+
+    fn folder_chosen(&mut self, dir: Option<PathBuf>) {
+        self.folder_dialog_open = false;
+        match dir {
+            Some(dir) => {
+                self.state.export_dir = dir.display().to_string();
+                self.info(format!(
+                    "Exports and screenshots now go to {}.",
+                    dir.display()
+                ));
+            }
+            None => self.error(
+                "No folder chosen. (Without an XDG desktop portal no dialog can open: \
+                 type the folder instead.)",
+            ),
+        }
+    }
+
+    fn export(&mut self, f: ExportFormat) {
+        let rows = self.state.history.rows();
+        let path = self.export_path(f.extension());
+        let result = f.render(&rows).and_then(|text| {
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+        match result {
+            Ok(()) => self.info(format!(
+                "Saved {} run(s) as {} to {}",
+                rows.len(),
+                f.label(),
+                path.display()
+            )),
+            Err(e) => self.error(format!("Export failed: {e}")),
+        }
+    }
+
+    /// `<export folder>/scalelab-YYYYMMDD-HHMMSS.<ext>`.
+    pub(super) fn export_path(&self, ext: &str) -> PathBuf {
+        let dir = crate::gui::expand_home(&self.state.export_dir);
+        dir.join(format!("scalelab-{}.{ext}", crate::gui::timestamp()))
+    }
+
+    pub(super) fn screenshot_done(&mut self, result: Result<PathBuf, String>) -> Vec<Command> {
+        match &result {
+            Ok(p) => self.info(format!("Saved a screenshot to {}", p.display())),
+            Err(e) => self.error(format!("Screenshot failed: {e}")),
+        }
+        self.script
+            .as_mut()
+            .and_then(|s| s.on_screenshot(result))
+            .into_iter()
+            .collect()
+    }
+
+    fn finish_script(&mut self, mut outcome: Result<(), String>, ctx: &Context) {
+        let Some(script) = &self.script else {
+            return;
+        };
+        if let Some(path) = &script.config.report {
+            let json = ExportFormat::Json.render(&self.state.history.rows());
+            if let Err(e) =
+                json.and_then(|j| std::fs::write(path, j + "\n").map_err(|e| e.to_string()))
+            {
+                let msg = format!("cannot write the report to {}: {e}", path.display());
+                outcome = outcome.and(Err(msg));
+            }
+        }
+        if let Some(path) = &script.config.frame_stats {
+            let json = serde_json::to_string_pretty(&self.frames.summary())
+                .expect("frame stats serialize");
+            if let Err(e) = std::fs::write(path, json + "\n") {
+                let msg = format!("cannot write the frame stats to {}: {e}", path.display());
+                outcome = outcome.and(Err(msg));
+            }
+        }
+        let exit = script.config.exit;
+        match &outcome {
+            Ok(()) => self.info("Scripted runs done."),
+            Err(e) => self.error(format!("Scripted mode failed: {e}")),
+        }
+        if let Some(slot) = &self.outcome {
+            *slot.lock().expect("outcome lock") = Some(outcome);
+        }
+        if exit {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    pub(super) fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            is_error: false,
+        });
+    }
+
+    pub(super) fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            is_error: true,
+        });
+    }
+}
