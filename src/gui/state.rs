@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::report::export::{self, ExportRow};
 
 use super::controls::SpecForm;
-use super::history::RunHistory;
 use super::live::LiveOptions;
+use crate::report::history::RunHistory;
 
 /// Dark, light, or whatever the system says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 pub mod event;
 pub mod export;
 pub mod gil;
+pub mod history;
 
 use serde::{Deserialize, Serialize};
 
