@@ -668,3 +668,55 @@ fn only_the_whole_token_joins_not_an_empty_one_nor_a_prefix() {
     let (_, r) = finish(h, 10);
     assert_ne!(r.status, RunStatus::Failed, "{:?}", r.reason);
 }
+
+#[test]
+fn remote_workers_past_the_meters_slots_still_count_every_number() {
+    // One worker expected, so the live meter has 2 slots; three peers join
+    // (ids 0, 1, 2) and each answers two tasks. Before the fix, worker 2's
+    // numbers fell outside the meter and live throughput read a third low.
+    let (tasks, numbers, seed) = (6, 1000, 11);
+    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let peers: Vec<Peer> = (0..3).map(|_| Peer::new(&z, &endpoint)).collect();
+    // Each peer answers whatever tasks it holds (the master may prefetch a
+    // second one to a worker whose tasks are short), until every task is done.
+    let mut held: Vec<Vec<u32>> = vec![Vec::new(); peers.len()];
+    for (p, h) in peers.iter().zip(held.iter_mut()) {
+        join(p, &token, BUS_PROTOCOL);
+        assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+        let Message::Task { task, .. } = p.recv_real() else {
+            panic!("no first task")
+        };
+        h.push(task);
+    }
+    let mut answered = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered < tasks {
+        assert!(Instant::now() < deadline, "only {answered} tasks answered");
+        for (p, h) in peers.iter().zip(held.iter_mut()) {
+            for task in h.drain(..) {
+                answered += 1;
+                p.send(&Message::Done {
+                    task,
+                    sum: task_sum(seed, task as u64, numbers),
+                    cpu_ns: 1_000_000 * u64::from(answered),
+                    latency_ms: vec![],
+                });
+            }
+            while p.s.poll(zmq::POLLIN, 50).unwrap() > 0 {
+                if let Message::Task { task, .. } = p.recv() {
+                    h.push(task);
+                }
+            }
+        }
+    }
+    let (_, r) = finish(h, 30);
+    assert_complete_and_right(&r, seed, numbers);
+    assert!(
+        r.task_timeline.iter().any(|t| t.worker == 2),
+        "worker 2 ran a task"
+    );
+    let last = r.cpu_timeline.last().expect("a final sample");
+    assert_eq!(last.numbers_done, tasks as u64 * numbers, "{last:?}");
+}

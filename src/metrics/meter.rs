@@ -47,6 +47,21 @@ impl RunMeter {
         }
     }
 
+    /// Adds CPU time to `slot`: for workers that share a slot, whose
+    /// cumulative clocks `set_cpu_ns` could not combine.
+    pub fn add_cpu_ns(&self, slot: usize, ns: u64) {
+        if let Some(c) = self.cpu_ns.get(slot) {
+            c.fetch_add(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot of worker `id` when workers come and go without bound (the
+    /// bus's remote workers take a new id at every join): ids share slots,
+    /// and whoever shares one must only *add* to it.
+    pub fn shared_slot(&self, id: u32) -> usize {
+        id as usize % self.numbers.len().max(1)
+    }
+
     pub fn total_numbers(&self) -> u64 {
         self.numbers.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }

@@ -137,10 +137,13 @@ impl Master<'_> {
                 let spec = &self.ctx.spec;
                 let per_task = spec.total_numbers() / spec.tasks as u64;
                 let p = &mut self.peers[i];
+                let cpu_delta = cpu_ns.saturating_sub(p.cpu_ns);
                 p.cpu_ns = p.cpu_ns.max(cpu_ns);
                 let drawn = p.running.as_mut().map_or(0, |t| t.progress(done, per_task));
-                self.ctx.meter.add_numbers(p.worker as usize, drawn);
-                self.ctx.meter.set_cpu_ns(p.worker as usize, cpu_ns);
+                // Worker ids grow with every join, past the meter's slots: share them, adding only.
+                let slot = self.ctx.meter.shared_slot(p.worker);
+                self.ctx.meter.add_numbers(slot, drawn);
+                self.ctx.meter.add_cpu_ns(slot, cpu_delta);
                 self.ctx.emit(Event::Progress {
                     task,
                     worker: p.worker,
@@ -295,17 +298,16 @@ impl Master<'_> {
         }
         let p = &mut self.peers[i];
         let held = p.running.take().expect("checked above");
+        let cpu_delta = cpu_ns.saturating_sub(p.cpu_ns);
         p.cpu_ns = p.cpu_ns.max(cpu_ns);
         let worker = p.worker;
-        self.ctx.meter.set_cpu_ns(worker as usize, cpu_ns);
+        let slot = self.ctx.meter.shared_slot(worker);
+        self.ctx.meter.add_cpu_ns(slot, cpu_delta);
         let spec = &self.ctx.spec;
-        self.ctx.meter.add_numbers(
-            worker as usize,
-            held.rest(spec.total_numbers() / spec.tasks as u64),
-        );
         self.ctx
             .meter
-            .add_requests(worker as usize, latency_ms.len() as u64);
+            .add_numbers(slot, held.rest(spec.total_numbers() / spec.tasks as u64));
+        self.ctx.meter.add_requests(slot, latency_ms.len() as u64);
         self.latencies.extend(latency_ms);
         // Only the current holder's result counts, so a task finishes once.
         debug_assert!(!self.finished[task as usize]);
