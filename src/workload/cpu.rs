@@ -160,6 +160,15 @@ pub fn bare_loop_sum(seed: u64, index: u64, numbers: u64) -> u64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_rejection_threshold_is_the_documented_96() {
+        // README and docs/PROTOCOL.md: reject when the low 32 bits of x * 100
+        // are below 2^32 mod 100 = 96. A threshold of 100 would also reject
+        // 4 in 2^32 valid candidates: too rare for any sum vector to show.
+        assert_eq!(REJECT_BELOW, 96);
+        assert_eq!(4_294_967_296u64 % 100, 96);
+    }
+
     /// A deliberately naive reference, written from the spec alone and sharing no
     /// code with the kernel: one candidate at a time, low half first; a candidate
     /// whose product with 100 has low 32 bits below 96 is replaced by the high
