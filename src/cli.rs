@@ -537,6 +537,7 @@ fn compare(args: &CompareArgs) -> ExitCode {
     }
     let report = match compare::run(&cfg, |p| eprintln!("measuring {p}")) {
         Ok(r) => r,
+        Err(e @ compare::CompareError::Invalid(_)) => return bad_input(e),
         Err(e) => return failed(e),
     };
     let text = match args.format {

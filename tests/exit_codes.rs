@@ -39,6 +39,7 @@ fn bad_input_exits_2_for_every_subcommand() {
         (&["bench", "--kernel-numbers", "0"], "--kernel-numbers"),
         (&["compare", "--repeat", "0"], "1..=100"),
         (&["compare", "--repeat", "101"], "1..=100"),
+        (&["compare", "--workers", "0", "--no-python"], "workers"),
         (
             &["compare", "--chart", "/nonexistent/x.png"],
             "no such folder",

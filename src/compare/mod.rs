@@ -91,24 +91,19 @@ impl fmt::Display for CompareProgress {
     }
 }
 
-/// Why a comparison gave no report.
-#[derive(Debug, Clone, PartialEq)]
+/// Why a comparison gave no report. The CLI branches on it: an invalid size is
+/// the user's to fix (exit 2), the rest are failures (exit 1).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CompareError {
     /// `CompareConfig::cancel` was set.
+    #[error("cancelled")]
     Cancelled,
+    /// The engine refused a run of the matrix: the size asked for is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
     Failed(String),
 }
-
-impl fmt::Display for CompareError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CompareError::Cancelled => f.write_str("cancelled"),
-            CompareError::Failed(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for CompareError {}
 
 impl From<String> for CompareError {
     fn from(why: String) -> Self {
@@ -306,7 +301,7 @@ fn plan(
                     ..base.clone()
                 };
                 spec.validate()
-                    .map_err(|e| format!("invalid comparison: {e}"))?;
+                    .map_err(|e| CompareError::Invalid(format!("invalid comparison: {e}")))?;
                 let once = match workload {
                     WorkloadKind::Io => io_wait_s(cfg.tasks, workers, &cfg.io),
                     _ => numbers * SCALELAB_NS_PER_NUMBER * 1e-9 / parallel(workers),
@@ -367,7 +362,10 @@ fn run_engine(
     if cancel.load(Ordering::Relaxed) {
         return Err(CompareError::Cancelled);
     }
-    let h = engine::start(spec, options.clone()).map_err(|e| e.to_string())?;
+    let h = engine::start(spec, options.clone()).map_err(|e| match e {
+        engine::StartError::Invalid(_) => CompareError::Invalid(e.to_string()),
+        engine::StartError::Spawn(_) => CompareError::Failed(e.to_string()),
+    })?;
     let mut report = None;
     let mut asked = false;
     while report.is_none() {
@@ -526,7 +524,7 @@ pub fn run(
         ..RunSpec::default()
     };
     base.validate()
-        .map_err(|e| format!("invalid comparison: {e}"))?;
+        .map_err(|e| CompareError::Invalid(format!("invalid comparison: {e}")))?;
     let steps = plan(cfg, &base, python.is_some(), cores)?;
     let total_s: f64 = steps.iter().map(|s| s.cost_s).sum();
     let mut done_s = 0.0;

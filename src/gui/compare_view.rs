@@ -164,7 +164,7 @@ impl CompareJob {
                 format!("Comparison with CPython cancelled after {took}."),
                 false,
             ),
-            Err(CompareError::Failed(e)) => {
+            Err(CompareError::Failed(e) | CompareError::Invalid(e)) => {
                 let text = format!("The comparison with CPython failed: {e}");
                 (Outcome::Failed(e), text, true)
             }
