@@ -5,7 +5,7 @@
 //! CLOCK_MONOTONIC, when a frame showing a run's new state had been painted.
 //! The test presses Esc with `xdotool` (XTEST, as a keyboard would) into the
 //! focused window and takes the time just before the key is sent. Needs an X display
-//! (`xvfb-run -a cargo test`) and xdotool. Its own binary, so that no other
+//! (`xvfb-run -a cargo test --features heavy`) and xdotool. Its own binary, so that no other
 //! test loads the machine meanwhile.
 
 use std::io::{BufRead, BufReader};
@@ -121,7 +121,7 @@ impl LogTail {
 fn esc_cancels_a_saturating_run_and_the_window_shows_it_within_150_ms() {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
-        "this test presses keys in a real window: run the tests as `xvfb-run -a cargo test`"
+        "this test presses keys in a real window: run the tests as `xvfb-run -a cargo test --features heavy`"
     );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let dir = tempfile::tempdir().unwrap();

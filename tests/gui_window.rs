@@ -1,6 +1,6 @@
 //! The real window, in scripted mode, as a child process: it must run the listed
 //! runs, save a screenshot that shows something, and exit 0. Needs an X display:
-//! run the tests as `xvfb-run -a cargo test`.
+//! run the tests as `xvfb-run -a cargo test --features heavy`.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -9,7 +9,7 @@ use std::process::Command;
 fn scripted_mode_runs_and_saves_a_real_screenshot() {
     assert!(
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
-        "this test opens a real window and needs a display: run the tests as `xvfb-run -a cargo test`"
+        "this test opens a real window and needs a display: run the tests as `xvfb-run -a cargo test --features heavy`"
     );
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("compare.png");

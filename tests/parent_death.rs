@@ -65,10 +65,14 @@ fn killing_the_cli_during_a_bus_run_ends_its_workers() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "heavy"),
+    ignore = "heavy tier: opens a real window (xvfb-run -a cargo test --features heavy)"
+)]
 fn killing_the_gui_during_processes_and_bus_runs_ends_their_workers() {
     assert!(
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
-        "this test opens the real window: run the tests under `xvfb-run -a cargo test`"
+        "this test opens the real window: run the tests under `xvfb-run -a cargo test --features heavy`"
     );
     for backend in ["processes", "bus"] {
         let run = format!("{backend}:3");
