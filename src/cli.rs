@@ -8,11 +8,11 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use scalelab::backends::bus::{self, worker as bus_worker, worker::JoinOptions};
-use scalelab::bench::{self, BenchConfig};
 use scalelab::engine::{self, EngineOptions};
 use scalelab::gui;
 use scalelab::gui::live::Refresh;
 use scalelab::gui::scripted::{ScriptConfig, check_writable, parse_run_list};
+use scalelab::measure::bench::{self, BenchConfig};
 use scalelab::report::event::{BusEvent, Event};
 use scalelab::report::{RunReport, RunStatus};
 use scalelab::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
@@ -505,7 +505,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
 }
 
 fn compare(args: &CompareArgs) -> ExitCode {
-    use scalelab::compare::{self, CompareConfig, chart, output};
+    use scalelab::measure::compare::{self, CompareConfig, chart, output};
     let defaults = CompareConfig::default();
     let cfg = CompareConfig {
         tasks: args.tasks,

@@ -4,12 +4,10 @@
 //! knows nothing of any UI; `gui` draws what the engine reports.
 
 pub mod backends;
-pub mod bench;
-pub mod bench_models;
-pub mod compare;
 pub mod engine;
 pub mod gui;
 pub mod latency_server;
+pub mod measure;
 pub mod metrics;
 pub mod reliability;
 pub mod report;

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 
 use scalelab::metrics::clocks::reap_child;
-use scalelab::reliability::procinfo;
+use scalelab::metrics::procinfo;
 use scalelab::workload::cpu::task_sum;
 use serde_json::Value;
 

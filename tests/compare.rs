@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use scalelab::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport};
-use scalelab::reliability::procinfo;
+use scalelab::measure::compare::{
+    self, CompareConfig, CompareError, CompareProgress, CompareReport,
+};
+use scalelab::metrics::procinfo;
 use scalelab::spec::{BackendKind, IoParams};
 use serde_json::Value;
 

@@ -10,10 +10,10 @@ use egui_kittest::kittest::{NodeT, Queryable};
 mod gui_support;
 use gui_support::{harness, set_field, step_until};
 
-use scalelab::compare::CompareConfig;
 use scalelab::engine::EngineOptions;
 use scalelab::gui::app::{AppState, ScalelabApp, ThemeChoice};
 use scalelab::gui::compare_view::{CompareJob, Outcome};
+use scalelab::measure::compare::CompareConfig;
 use scalelab::report::RunStatus;
 use scalelab::spec::{BackendKind, IoParams};
 
@@ -426,8 +426,7 @@ fn compare_thread_gone() -> bool {
             .filter(|s| s == "scalelab-compar")
             .collect()
     };
-    scalelab::reliability::procinfo::settle(Duration::from_secs(2), threads, Vec::is_empty)
-        .is_empty()
+    scalelab::metrics::procinfo::settle(Duration::from_secs(2), threads, Vec::is_empty).is_empty()
 }
 
 fn is_cancelled(app: &ScalelabApp) -> bool {

@@ -17,12 +17,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("report", 2),
     ("backends", 3),
     ("engine", 4),
-    ("bench_models", 5),
     ("reliability", 5),
-    ("bench", 6),
-    ("compare", 7),
-    ("gui", 8),
-    ("cli", 8),
+    ("measure", 5),
+    ("gui", 6),
+    ("cli", 6),
 ];
 
 /// Types a module may not reach into even when the layers would allow it.

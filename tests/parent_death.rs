@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scalelab::metrics::clocks::reap_child;
-use scalelab::reliability::procinfo::{children_of, is_running};
+use scalelab::metrics::procinfo::{children_of, is_running};
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
 

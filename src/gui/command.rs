@@ -9,8 +9,8 @@ use crossbeam_channel::Sender;
 use egui::Context;
 
 use super::state::{ExportFormat, ThemeChoice};
-use crate::compare::{CompareError, CompareProgress, CompareReport};
 use crate::engine::calibrate::RunSize;
+use crate::measure::compare::{CompareError, CompareProgress, CompareReport};
 use crate::spec::RunSpec;
 
 /// What the panels ask for; executed at the end of the frame.

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use egui::{Context, RichText, Ui};
 
 use super::command::{Command, CommandSender};
-use crate::compare::{self, CompareConfig, CompareError, CompareProgress, CompareReport, output};
 use crate::engine::EngineOptions;
+use crate::measure::compare::{
+    self, CompareConfig, CompareError, CompareProgress, CompareReport, output,
+};
 use crate::report::export::group_thousands;
 
 /// The window compares at the chapter's size, whatever the form says: the

@@ -4,3 +4,4 @@ pub mod clocks;
 pub mod cores;
 pub mod meter;
 pub mod observer;
+pub mod procinfo;

@@ -7,8 +7,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
-use super::procinfo::{children_of, is_running, ppid_and_state};
 use crate::engine::{EngineOptions, start};
+use crate::metrics::procinfo::{children_of, is_running, ppid_and_state};
 use crate::report::RunStatus;
 use crate::report::event::{Event, WorkerKind};
 use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};

@@ -4,5 +4,4 @@
 //! `scalelab faults` run the very same thing.
 
 pub mod faults;
-pub mod procinfo;
 pub mod soak;

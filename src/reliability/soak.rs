@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::procinfo::{Resources, settle, snapshot};
 use crate::engine::{EngineOptions, run_to_end};
+use crate::metrics::procinfo::{Resources, settle, snapshot};
 use crate::report::RunStatus;
 use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use scalelab::engine::EngineOptions;
-use scalelab::reliability::procinfo::settle;
+use scalelab::metrics::procinfo::settle;
 use scalelab::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// Engine options whose `processes` workers are the scalelab binary under test.

@@ -50,7 +50,7 @@ impl ScalelabApp {
             Command::SetTheme(t) => self.state.theme = t,
             Command::FinishScript(outcome) => self.finish_script(outcome, ctx),
             Command::StartCompare(tasks, numbers) => {
-                let cfg = crate::compare::CompareConfig {
+                let cfg = crate::measure::compare::CompareConfig {
                     tasks,
                     numbers,
                     ..CompareJob::config(self.options.clone())

@@ -170,7 +170,7 @@ impl ScalelabApp {
 
     /// Starts a comparison of `cfg` and shows its window, as the button does
     /// with `CompareJob::config` (tests start smaller ones).
-    pub fn start_compare(&mut self, cfg: crate::compare::CompareConfig, ctx: &Context) {
+    pub fn start_compare(&mut self, cfg: crate::measure::compare::CompareConfig, ctx: &Context) {
         if self.is_running() || self.is_comparing() {
             self.error("Something is already measuring; wait for it to end.");
             return;

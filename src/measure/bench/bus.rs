@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{BenchConfig, median};
-use crate::engine::{run_to_end, start};
+use super::BenchConfig;
+use crate::engine::start;
+use crate::measure::{median, run_ok};
 use crate::metrics::cores::core_count;
 use crate::report::event::Event;
-use crate::report::{RunReport, RunStatus};
 use crate::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// Tiny tasks per dispatch measurement.
@@ -50,23 +50,11 @@ fn bus_spec(workers: u32, tasks: u32, numbers: u64) -> RunSpec {
     }
 }
 
-fn ok(r: RunReport) -> Result<RunReport, String> {
-    match r.status {
-        RunStatus::Ok => Ok(r),
-        _ => Err(format!(
-            "a bus run did not finish: {}",
-            r.reason.unwrap_or_default()
-        )),
-    }
-}
-
 /// Microseconds per task between the first dispatch and the last result.
 fn dispatch_us(cfg: &BenchConfig, workers: u32) -> Result<f64, String> {
     let mut v = Vec::new();
     for _ in 0..REPEATS {
-        let r = run_to_end(bus_spec(workers, TINY_TASKS, 1), cfg.options.clone())
-            .map_err(|e| e.to_string())
-            .and_then(ok)?;
+        let r = run_ok(bus_spec(workers, TINY_TASKS, 1), &cfg.options)?;
         let first = r
             .task_timeline
             .iter()
@@ -122,12 +110,7 @@ pub fn measure(
     let wall = |workers| -> Result<f64, String> {
         let mut v = Vec::new();
         for _ in 0..3 {
-            let r = run_to_end(
-                bus_spec(workers, long_tasks, long_numbers),
-                cfg.options.clone(),
-            )
-            .map_err(|e| e.to_string())
-            .and_then(ok)?;
+            let r = run_ok(bus_spec(workers, long_tasks, long_numbers), &cfg.options)?;
             v.push(r.wall_s);
         }
         Ok(median(v))

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::bench::{kernel_vs_bare, median};
 use crate::engine::{EngineOptions, start};
+use crate::measure::bench::kernel_vs_bare;
+use crate::measure::median;
 use crate::report::event::Event;
 use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 

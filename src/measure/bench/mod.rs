@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::bench_models::{self, ModelsReport};
-use crate::engine::{EngineOptions, run_to_end};
+use crate::engine::EngineOptions;
+use crate::measure::models::{self, ModelsReport};
+use crate::measure::{median, run_ok};
 use crate::metrics::cores::core_count;
-use crate::report::RunStatus;
 use crate::spec::{BackendKind, RunSpec, WorkloadKind};
 use crate::workload::cpu::{bare_loop_sum, task_sum};
 
@@ -81,12 +81,6 @@ pub struct BenchReport {
     pub models: Option<ModelsReport>,
 }
 
-/// The median of `v` (0 for none).
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-}
-
 fn ns_per_number(numbers: u64, f: impl Fn(u64, u64, u64) -> u64) -> f64 {
     let t = Instant::now();
     std::hint::black_box(f(std::hint::black_box(42), 0, numbers));
@@ -129,13 +123,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                 seed: 42,
                 ..RunSpec::default()
             };
-            let r = run_to_end(spec, cfg.options.clone()).map_err(|e| e.to_string())?;
-            if r.status != RunStatus::Ok {
-                return Err(format!(
-                    "{backend} with {workers} workers did not finish: {}",
-                    r.reason.unwrap_or_default()
-                ));
-            }
+            let r = run_ok(spec, &cfg.options)?;
             let base_wall = *base.get_or_insert(r.wall_s);
             let s = base_wall / r.wall_s;
             speedup
@@ -162,12 +150,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     let models = if cfg.models {
         // The chapter's CPU experiment, scaled so that one worker takes ~scaling_run_s.
         let per_task = numbers_per_task * tasks as u64 / 8;
-        Some(bench_models::run(
-            &cfg.options,
-            per_task,
-            kernel,
-            &mut progress,
-        )?)
+        Some(models::run(&cfg.options, per_task, kernel, &mut progress)?)
     } else {
         None
     };

@@ -15,9 +15,9 @@ use std::time::Duration;
 use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
-use crate::bench::median;
 use crate::engine::{self, EngineOptions};
 use crate::latency_server::LatencyServer;
+use crate::measure::median;
 use crate::metrics::cores::core_count;
 use crate::report::event::Event;
 use crate::report::{RunReport, RunStatus};

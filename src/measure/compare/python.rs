@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 use serde::Deserialize;
 
 use super::CANCEL_POLL;
-use crate::reliability::procinfo;
+use crate::metrics::procinfo;
 
 /// The script, built into the binary so `scalelab compare` works from anywhere.
-const SCRIPT: &str = include_str!("../../bench/python/chapter.py");
+const SCRIPT: &str = include_str!("../../../bench/python/chapter.py");
 
 /// One CPython experiment's result, in `scalelab run --format json`'s shape.
 #[derive(Debug, Clone, Deserialize)]

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::engine::{EngineOptions, run_to_end};
-use crate::report::{RunReport, RunStatus};
+use crate::engine::EngineOptions;
+use crate::measure::run_ok;
 use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
 
 /// One run of the models comparison.
@@ -36,18 +36,6 @@ pub struct ModelsReport {
     /// Median request latency of I/O tasks under the GIL, alone and with CPU work beside them.
     pub gil_io_latency_ms_p50: f64,
     pub gil_mixed_latency_ms_p50: f64,
-}
-
-fn run_ok(spec: RunSpec, options: &EngineOptions) -> Result<RunReport, String> {
-    let what = format!("{} {} x{}", spec.backend, spec.workload, spec.workers);
-    let r = run_to_end(spec, options.clone()).map_err(|e| e.to_string())?;
-    if r.status != RunStatus::Ok {
-        return Err(format!(
-            "{what} did not finish: {}",
-            r.reason.unwrap_or_default()
-        ));
-    }
-    Ok(r)
 }
 
 /// CPU-bound 8 tasks on threads, gil and eventloop (8 workers vs 1); I/O-bound
