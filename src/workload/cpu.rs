@@ -169,6 +169,26 @@ mod tests {
         assert_eq!(4_294_967_296u64 % 100, 96);
     }
 
+    #[test]
+    fn candidates_at_the_rejection_edge() {
+        // The candidate x whose x * 100 has low 32 bits exactly `low` (a multiple
+        // of 4): x = (low / 4) * 25^-1 mod 2^32.
+        let mut inv25: u32 = 25;
+        for _ in 0..5 {
+            inv25 = inv25.wrapping_mul(2u32.wrapping_sub(25u32.wrapping_mul(inv25)));
+        }
+        assert_eq!(25u32.wrapping_mul(inv25), 1);
+        let with_low = |low: u32| (low / 4).wrapping_mul(inv25);
+        for low in [0, 4, 92, 96, 100] {
+            assert_eq!((with_low(low) as u64 * 100) as u32, low);
+        }
+        assert_eq!(map_candidate(with_low(0)), None);
+        assert_eq!(map_candidate(with_low(92)), None, "92 < 96: rejected");
+        let x = with_low(96);
+        assert_eq!(map_candidate(x), Some((x as u64 * 100 >> 32) + 1), "96 is kept");
+        assert!(map_candidate(with_low(100)).is_some());
+    }
+
     /// A deliberately naive reference, written from the spec alone and sharing no
     /// code with the kernel: one candidate at a time, low half first; a candidate
     /// whose product with 100 has low 32 bits below 96 is replaced by the high
