@@ -4,6 +4,7 @@ pub mod bus;
 pub mod context;
 pub mod eventloop;
 pub mod gil;
+pub mod ledger;
 pub mod process_worker;
 pub mod processes;
 pub mod task_exec;

@@ -3,7 +3,6 @@
 //! `multiprocessing.Pool`). A child that dies is noticed when its pipe closes;
 //! its task is re-run once on another worker, or the run fails naming it.
 
-use std::collections::VecDeque;
 use std::process::{ChildStdin, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,13 +10,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use super::InFlight;
-use crate::backends::context::{BackendOutcome, Ending, RunContext};
-use crate::metrics::clocks::{CpuTimes, kill_child as kill, reap_child, wait_child_exited};
-use crate::report::event::{Event, TaskRecord, WorkerKind};
+use super::ledger::{Ledger, RetryPolicy};
+use crate::backends::context::{BackendOutcome, RunContext};
+use crate::metrics::clocks::{kill_child as kill, reap_child, wait_child_exited};
+use crate::report::event::{Event, WorkerKind};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
-/// How many times a task may be re-run after its worker died.
-const MAX_RETRIES: u8 = 1;
 /// How long children get to exit after their input closes before they are killed.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
@@ -101,18 +99,13 @@ fn spawn_child(
     })
 }
 
-/// The master's view of the run: children, the task queue, results.
+/// The master's view of the run: its children, and the ledger of its tasks.
 struct Pool<'a> {
     ctx: &'a RunContext,
     tx: Sender<FromChild>,
     children: Vec<Child>,
-    queue: VecDeque<u32>,
-    retries: Vec<u8>,
-    records: Vec<TaskRecord>,
-    cpu: CpuTimes,
-    lost: u32,
+    ledger: Ledger,
     next_worker: u32,
-    latencies: Vec<f32>,
 }
 
 impl<'a> Pool<'a> {
@@ -129,7 +122,7 @@ impl<'a> Pool<'a> {
 
     /// Gives the child at `slot` its next task, or closes its input when none is left.
     fn feed(&mut self, slot: usize) -> Result<(), String> {
-        let Some(task) = self.queue.pop_front() else {
+        let Some(task) = self.ledger.next_task() else {
             return Ok(());
         };
         let spec = &self.ctx.spec;
@@ -168,7 +161,7 @@ impl<'a> Pool<'a> {
                 }
             }
             FromChild::Msg(slot, Message::Progress { task, done, cpu_ns }) => {
-                let per_task = self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64;
+                let per_task = self.ledger.per_task();
                 let c = &mut self.children[slot];
                 let Some(held) = c.task.as_mut().filter(|t| t.task == task) else {
                     return self.lose(
@@ -197,25 +190,25 @@ impl<'a> Pool<'a> {
                 },
             ) => {
                 self.ctx.meter.add_requests(slot, latency_ms.len() as u64);
-                self.latencies.extend(latency_ms);
+                self.ledger.add_latencies(latency_ms);
                 let c = &mut self.children[slot];
                 let Some(held) = c.task.take().filter(|t| t.task == task) else {
                     return self.lose(slot, format!("returned task {task} it does not hold"));
                 };
                 c.cpu_ns = cpu_ns;
+                let worker = c.worker;
                 self.ctx.meter.set_cpu_ns(slot, cpu_ns);
-                let per_task = self.ctx.spec.total_numbers() / self.ctx.spec.tasks as u64;
-                self.ctx.meter.add_numbers(slot, held.rest(per_task));
-                let record = TaskRecord {
-                    task,
-                    worker: c.worker,
-                    sum,
-                    start_s: held.start_s,
-                    end_s: self.ctx.now_s(),
-                    cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
-                };
-                self.ctx.emit(Event::TaskFinished(record.clone()));
-                self.records.push(record);
+                self.ctx
+                    .meter
+                    .add_numbers(slot, held.rest(self.ledger.per_task()));
+                // A child runs one task at a time and gets each task once: the
+                // ledger has never seen this one finish.
+                if let Some(record) =
+                    self.ledger
+                        .finish(&held, worker, sum, self.ctx.now_s(), cpu_ns)
+                {
+                    self.ctx.emit(Event::TaskFinished(record));
+                }
                 self.feed(slot)
             }
             FromChild::Msg(slot, Message::Failed { task, reason }) => {
@@ -246,7 +239,7 @@ impl<'a> Pool<'a> {
         c.alive = false;
         c.stdin = None;
         let exit = reap_child(c.pid).map(|(exit, cpu)| {
-            self.cpu = self.cpu + cpu;
+            self.ledger.add_cpu(cpu);
             exit
         });
         let reason = match exit {
@@ -255,7 +248,7 @@ impl<'a> Pool<'a> {
         };
         let (worker, pid) = (c.worker, c.pid);
         let requeued = c.task.take().map(|t| t.task);
-        self.lost += 1;
+        self.ledger.worker_lost();
         self.ctx.emit(Event::WorkerLost {
             worker,
             os_id: pid,
@@ -263,21 +256,14 @@ impl<'a> Pool<'a> {
             requeued,
         });
         if let Some(task) = requeued {
-            let tries = &mut self.retries[task as usize];
-            if *tries >= MAX_RETRIES {
-                return Err(format!(
-                    "{reason} while running task {task}, which had already been re-run {MAX_RETRIES} time(s)"
-                ));
-            }
-            *tries += 1;
-            self.queue.push_front(task);
+            self.ledger.requeue_lost(task, &reason)?;
         }
         // Keep the pool at strength while work remains, within a bound on replacements.
         if !self.done() && self.children.len() < 2 * self.ctx.spec.workers as usize {
             self.spawn()
                 .map_err(|e| format!("{reason}; no replacement: {e}"))?;
         }
-        if !self.queue.is_empty() && !self.children.iter().any(|c| c.alive) {
+        if !self.ledger.queue_is_empty() && !self.children.iter().any(|c| c.alive) {
             return Err(format!(
                 "{reason}, and no worker is left to run the remaining tasks"
             ));
@@ -286,7 +272,7 @@ impl<'a> Pool<'a> {
     }
 
     fn done(&self) -> bool {
-        self.records.len() == self.ctx.spec.tasks as usize
+        self.ledger.done()
     }
 
     /// Ends every child still alive: gently (closed input) when `graceful`,
@@ -305,7 +291,7 @@ impl<'a> Pool<'a> {
             }
             kill(c.pid);
             if let Some((_, cpu)) = reap_child(c.pid) {
-                self.cpu = self.cpu + cpu;
+                self.ledger.add_cpu(cpu);
             }
             c.alive = false;
         }
@@ -324,13 +310,8 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         ctx,
         tx,
         children: Vec::new(),
-        queue: (0..ctx.spec.tasks).collect(),
-        retries: vec![0; ctx.spec.tasks as usize],
-        records: Vec::with_capacity(ctx.spec.tasks as usize),
-        cpu: CpuTimes::default(),
-        lost: 0,
+        ledger: Ledger::new(&ctx.spec, RetryPolicy::PROCESSES),
         next_worker: 0,
-        latencies: Vec::new(),
     };
     let mut result = (0..ctx.spec.workers).try_for_each(|_| pool.spawn());
     while result.is_ok() && !pool.done() && !ctx.cancelled() {
@@ -340,18 +321,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
             Err(RecvTimeoutError::Disconnected) => unreachable!("the pool holds a sender"),
         }
     }
-    let ending = match result {
-        Err(why) => Ending::Failed(why),
-        Ok(()) if pool.done() => Ending::Completed,
-        Ok(()) => Ending::Cancelled,
-    };
-    pool.shut_down(matches!(ending, Ending::Completed));
-    BackendOutcome {
-        records: std::mem::take(&mut pool.records),
-        cpu: pool.cpu,
-        ending,
-        workers_lost: pool.lost,
-        latencies_ms: std::mem::take(&mut pool.latencies),
-        gil: None,
-    }
+    let ending = pool.ledger.ending(result);
+    pool.shut_down(matches!(ending, super::context::Ending::Completed));
+    pool.ledger.outcome(ending)
 }

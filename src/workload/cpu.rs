@@ -185,7 +185,11 @@ mod tests {
         assert_eq!(map_candidate(with_low(0)), None);
         assert_eq!(map_candidate(with_low(92)), None, "92 < 96: rejected");
         let x = with_low(96);
-        assert_eq!(map_candidate(x), Some((x as u64 * 100 >> 32) + 1), "96 is kept");
+        assert_eq!(
+            map_candidate(x),
+            Some((x as u64 * 100 >> 32) + 1),
+            "96 is kept"
+        );
         assert!(map_candidate(with_low(100)).is_some());
     }
 

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{MAX_HOST, Master, PREFETCH_BELOW, Peer, REPORTED_DROPS, same_token};
-use crate::report::event::{BusEvent, Event, TaskRecord, WorkerKind};
+use crate::report::event::{BusEvent, Event, WorkerKind};
 use crate::spec::{HEARTBEAT_LIVENESS, MAX_WORKERS};
 use crate::wire::{self, BUS_PROTOCOL, FrameError, MAX_FRAME, Message};
 
@@ -134,8 +134,7 @@ impl Master<'_> {
                     self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
                     return Ok(());
                 }
-                let spec = &self.ctx.spec;
-                let per_task = spec.total_numbers() / spec.tasks as u64;
+                let per_task = self.ledger.per_task();
                 let p = &mut self.peers[i];
                 let cpu_delta = cpu_ns.saturating_sub(p.cpu_ns);
                 p.cpu_ns = p.cpu_ns.max(cpu_ns);
@@ -184,7 +183,7 @@ impl Master<'_> {
 
     /// Counts a valid message that its sender had no business sending.
     fn count_unwanted(&mut self, at: Option<usize>, msg: &Message) {
-        let finished = |t: u32| self.finished.get(t as usize).copied().unwrap_or(false);
+        let finished = |t: u32| self.ledger.is_finished(t);
         let reason = match *msg {
             Message::Done { task, .. } if finished(task) => {
                 self.tally.duplicates += 1;
@@ -303,26 +302,21 @@ impl Master<'_> {
         let worker = p.worker;
         let slot = self.ctx.meter.shared_slot(worker);
         self.ctx.meter.add_cpu_ns(slot, cpu_delta);
-        let spec = &self.ctx.spec;
         self.ctx
             .meter
-            .add_numbers(slot, held.rest(spec.total_numbers() / spec.tasks as u64));
+            .add_numbers(slot, held.rest(self.ledger.per_task()));
         self.ctx.meter.add_requests(slot, latency_ms.len() as u64);
-        self.latencies.extend(latency_ms);
-        // Only the current holder's result counts, so a task finishes once.
-        debug_assert!(!self.finished[task as usize]);
-        self.finished[task as usize] = true;
-        let record = TaskRecord {
-            task,
-            worker,
-            sum,
-            start_s: held.start_s,
-            end_s: self.ctx.now_s(),
-            cpu_s: cpu_ns.saturating_sub(held.cpu_ns_at_start) as f64 / 1e9,
-        };
-        self.peers[i].short_tasks = record.end_s - record.start_s < PREFETCH_BELOW.as_secs_f64();
-        self.ctx.emit(Event::TaskFinished(record.clone()));
-        self.records.push(record);
+        self.ledger.add_latencies(latency_ms);
+        // Only the current holder's result reaches here, and the ledger keeps
+        // only a task's first result: a task finishes once.
+        if let Some(record) = self
+            .ledger
+            .finish(&held, worker, sum, self.ctx.now_s(), cpu_ns)
+        {
+            self.peers[i].short_tasks =
+                record.end_s - record.start_s < PREFETCH_BELOW.as_secs_f64();
+            self.ctx.emit(Event::TaskFinished(record));
+        }
         // The worker goes straight on to the task waiting at it.
         if let Some(next) = self.peers[i].queued.pop_front() {
             self.begin(i, next, cpu_ns);

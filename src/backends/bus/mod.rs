@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use crate::backends::InFlight;
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
+use crate::backends::ledger::{Ledger, RetryPolicy};
 use crate::metrics::clocks::{CpuTimes, reap_child};
-use crate::report::event::{BusEvent, BusTally, Event, TaskRecord};
+use crate::report::event::{BusEvent, BusTally, Event};
 use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
 
@@ -33,8 +34,6 @@ pub const TOKEN_ENV: &str = "SCALELAB_BUS_TOKEN";
 /// Messages above this size make ZeroMQ drop the sender's connection before
 /// anything is allocated; between `MAX_FRAME` and this they are counted and dropped.
 pub const MAX_MESSAGE: i64 = 1 << 20;
-/// How many times a task may be re-queued after losing its worker.
-const MAX_RETRIES: u8 = 3;
 /// How long idle local workers get to leave after `stop` before they are killed.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long a local child may take to join before it counts as failed.
@@ -83,16 +82,10 @@ struct Master<'a> {
     heartbeat: Duration,
     peers: Vec<Peer>,
     children: Vec<LocalChild>,
-    queue: VecDeque<u32>,
-    finished: Vec<bool>,
-    retries: Vec<u8>,
-    records: Vec<TaskRecord>,
-    cpu: CpuTimes,
-    lost: u32,
+    /// The queue, retries, results and CPU totals.
+    ledger: Ledger,
     next_worker: u32,
     tally: BusTally,
-    /// Request latencies reported with results (I/O workloads).
-    latencies: Vec<f32>,
 }
 
 /// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
@@ -148,7 +141,12 @@ impl<'a> Master<'a> {
     }
 
     fn done(&self) -> bool {
-        self.records.len() == self.finished.len()
+        self.ledger.done()
+    }
+
+    /// The ledger, the rest of the master (its socket first of all) dropped.
+    fn into_ledger(self) -> Ledger {
+        self.ledger
     }
 
     fn send(&self, id: &[u8], msg: &Message) -> Result<(), zmq::Error> {
@@ -165,13 +163,13 @@ impl<'a> Master<'a> {
         let mut unreachable = Vec::new();
         for i in 0..self.peers.len() {
             while self.peers[i].held() < self.peers[i].capacity() {
-                let Some(task) = self.queue.pop_front() else {
+                let Some(task) = self.ledger.next_task() else {
                     break;
                 };
                 let spec = &self.ctx.spec;
                 let msg = wire::task_message(spec, task, self.ctx.io_addr());
                 if let Err(e) = self.send(&self.peers[i].id, &msg) {
-                    self.queue.push_front(task);
+                    self.ledger.put_back(task);
                     unreachable.push((self.peers[i].id.clone(), e));
                     break;
                 }
@@ -260,14 +258,14 @@ impl<'a> Master<'a> {
                     kill(ch.pid);
                     ch.alive = false;
                     if let Some((how, cpu)) = reap_child(ch.pid) {
-                        self.cpu = self.cpu + cpu;
+                        self.ledger.add_cpu(cpu);
                         exit = Some(how);
                     }
                 }
                 (ch.worker, ch.pid)
             }
             (Some(p), None) => {
-                self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+                self.ledger.add_cpu(reported_cpu(p.cpu_ns));
                 (p.worker, p.pid)
             }
             (None, None) => unreachable!("a lost worker is a peer or a child"),
@@ -285,10 +283,8 @@ impl<'a> Master<'a> {
             None => (None, VecDeque::new()),
         };
         // Tasks that were only waiting at the worker go back first in line, in order.
-        for task in waiting.into_iter().rev() {
-            self.queue.push_front(task);
-        }
-        self.lost += 1;
+        self.ledger.return_waiting(waiting.into_iter());
+        self.ledger.worker_lost();
         self.ctx.emit(Event::WorkerLost {
             worker,
             os_id: pid,
@@ -296,14 +292,7 @@ impl<'a> Master<'a> {
             requeued,
         });
         if let Some(task) = requeued {
-            let tries = &mut self.retries[task as usize];
-            if *tries >= MAX_RETRIES {
-                return Err(format!(
-                    "{reason} while running task {task}, which had already been re-queued {MAX_RETRIES} time(s)"
-                ));
-            }
-            *tries += 1;
-            self.queue.push_front(task);
+            self.ledger.requeue_lost(task, &reason)?;
         }
         // Keep the local pool at strength while work remains, within a bound.
         let local = self.local_workers() as usize;
@@ -350,12 +339,12 @@ impl<'a> Master<'a> {
             }
             kill(c.pid);
             if let Some((_, cpu)) = reap_child(c.pid) {
-                self.cpu = self.cpu + cpu;
+                self.ledger.add_cpu(cpu);
             }
             c.alive = false;
         }
         for p in self.peers.iter().filter(|p| p.child.is_none()) {
-            self.cpu = self.cpu + reported_cpu(p.cpu_ns);
+            self.ledger.add_cpu(reported_cpu(p.cpu_ns));
         }
         // Give the `stop` to remote workers a moment to leave; a cancel must stay prompt.
         let linger = if graceful { 200 } else { 20 };
@@ -412,7 +401,6 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         endpoint: endpoint.clone(),
         token: token.clone(),
     }));
-    let tasks = ctx.spec.tasks as usize;
     let mut master = Master {
         ctx,
         socket,
@@ -422,36 +410,20 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         heartbeat: Duration::from_millis(params.heartbeat_ms as u64),
         peers: Vec::new(),
         children: Vec::new(),
-        queue: (0..ctx.spec.tasks).collect(),
-        finished: vec![false; tasks],
-        retries: vec![0; tasks],
-        records: Vec::with_capacity(tasks),
-        cpu: CpuTimes::default(),
-        lost: 0,
+        ledger: Ledger::new(&ctx.spec, RetryPolicy::BUS),
         next_worker: 0,
         tally: BusTally::default(),
-        latencies: Vec::new(),
     };
     let local = master.local_workers();
     let result = (0..local)
         .try_for_each(|_| master.spawn_local())
         .and_then(|()| master.serve());
-    let ending = match result {
-        Err(why) => Ending::Failed(why),
-        Ok(()) if master.done() => Ending::Completed,
-        Ok(()) => Ending::Cancelled,
-    };
+    let ending = master.ledger.ending(result);
     master.shut_down(matches!(ending, Ending::Completed));
     ctx.emit(Event::Bus(BusEvent::Tally(master.tally)));
-    let outcome = BackendOutcome {
-        records: std::mem::take(&mut master.records),
-        cpu: master.cpu,
-        ending,
-        workers_lost: master.lost,
-        latencies_ms: std::mem::take(&mut master.latencies),
-        gil: None,
-    };
-    drop(master);
+    // The master (and its socket) goes before the ZeroMQ context it belongs to:
+    // ending a context waits for its sockets to close.
+    let outcome = master.into_ledger().outcome(ending);
     drop(zctx);
     outcome
 }
