@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::workload::io::payload;
+use crate::workload::io::{REQUEST_LEN, decode_request, payload};
 
 /// A running latency service; dropping it shuts it down and closes every connection.
 pub struct LatencyServer {
@@ -79,10 +79,9 @@ async fn accept_loop(listener: TcpListener, seed: u64, latency: Duration) {
 /// Answers a connection's requests one after another until it closes.
 async fn serve(mut stream: TcpStream, seed: u64, latency: Duration) {
     let _ = stream.set_nodelay(true);
-    let mut req = [0u8; 16];
+    let mut req = [0u8; REQUEST_LEN];
     while stream.read_exact(&mut req).await.is_ok() {
-        let task = u64::from_le_bytes(req[..8].try_into().expect("8 bytes"));
-        let request = u64::from_le_bytes(req[8..].try_into().expect("8 bytes"));
+        let (task, request) = decode_request(&req);
         tokio::time::sleep(latency).await;
         if stream
             .write_all(&payload(seed, task, request).to_le_bytes())

@@ -18,7 +18,7 @@ use crate::metrics::clocks::{
 };
 use crate::report::event::{Event, TaskRecord, WorkerKind};
 use crate::workload::cpu::{CHUNK, CpuTask};
-use crate::workload::io::{mixed_slice_end, payload};
+use crate::workload::io::{encode_request, mixed_slice_end, payload};
 
 /// How often the loop looks at the cancel flag while every coroutine waits.
 const CANCEL_POLL: Duration = Duration::from_millis(5);
@@ -240,9 +240,7 @@ async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<(u64, Vec<f32>)
             compute(&mut cpu, mixed_slice_end(numbers, spec.io.requests, r)).await?;
         }
         let t0 = Instant::now();
-        let mut msg = [0u8; 16];
-        msg[..8].copy_from_slice(&(task as u64).to_le_bytes());
-        msg[8..].copy_from_slice(&(r as u64).to_le_bytes());
+        let msg = encode_request(task as u64, r as u64);
         let mut buf = [0u8; 8];
         let exchange = async {
             stream.write_all(&msg).await?;

@@ -14,6 +14,43 @@ use std::time::Duration;
 
 use super::cpu::{mix64, task_seed};
 
+/// Bytes of a request: the task index, then the request index.
+pub const REQUEST_LEN: usize = 16;
+
+/// A request as it goes on the wire (little-endian u64s).
+pub fn encode_request(task: u64, request: u64) -> [u8; REQUEST_LEN] {
+    let mut msg = [0u8; REQUEST_LEN];
+    msg[..8].copy_from_slice(&task.to_le_bytes());
+    msg[8..].copy_from_slice(&request.to_le_bytes());
+    msg
+}
+
+/// (task, request) from a request's bytes.
+pub fn decode_request(msg: &[u8; REQUEST_LEN]) -> (u64, u64) {
+    let [
+        t0,
+        t1,
+        t2,
+        t3,
+        t4,
+        t5,
+        t6,
+        t7,
+        r0,
+        r1,
+        r2,
+        r3,
+        r4,
+        r5,
+        r6,
+        r7,
+    ] = *msg;
+    (
+        u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+        u64::from_le_bytes([r0, r1, r2, r3, r4, r5, r6, r7]),
+    )
+}
+
 /// The payload the service returns for request `request` of task `task`: 1..=100.
 pub fn payload(seed: u64, task: u64, request: u64) -> u64 {
     1 + mix64(task_seed(seed, task) ^ mix64(request.wrapping_add(1))) % 100
@@ -61,10 +98,7 @@ impl IoClient {
         give_up: Duration,
         cancelled: &dyn Fn() -> bool,
     ) -> io::Result<u64> {
-        let mut msg = [0u8; 16];
-        msg[..8].copy_from_slice(&task.to_le_bytes());
-        msg[8..].copy_from_slice(&request.to_le_bytes());
-        self.stream.write_all(&msg)?;
+        self.stream.write_all(&encode_request(task, request))?;
         let mut buf = [0u8; 8];
         let mut got = 0;
         let start = std::time::Instant::now();
@@ -104,6 +138,14 @@ impl IoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_round_trip_little_endian() {
+        let msg = encode_request(0x0102, u64::MAX - 1);
+        assert_eq!(msg[..2], [0x02, 0x01]);
+        assert_eq!(msg[8], 0xfe);
+        assert_eq!(decode_request(&msg), (0x0102, u64::MAX - 1));
+    }
 
     #[test]
     fn payloads_are_in_range_and_vary() {
