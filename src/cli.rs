@@ -479,16 +479,17 @@ fn print_text(r: &RunReport) {
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
+    let defaults = BenchConfig::default();
     let cfg = BenchConfig {
         scaling_run_s: args.seconds,
         kernel_numbers: args.kernel_numbers,
         models: !args.no_models,
         backends: if args.backends.is_empty() {
-            BackendKind::ALL.to_vec()
+            defaults.backends.clone()
         } else {
             args.backends.clone()
         },
-        ..BenchConfig::default()
+        ..defaults
     };
     match bench::run(&cfg, |what| eprintln!("measuring {what}")) {
         Ok(r) => {

@@ -38,11 +38,8 @@ impl Default for BenchConfig {
             kernel_numbers: 200_000_000,
             repeats: 7,
             scaling_run_s: 2.5,
-            backends: vec![
-                BackendKind::Threads,
-                BackendKind::Processes,
-                BackendKind::Bus,
-            ],
+            // Every backend, as `scalelab bench` measures them (and compare's matrix).
+            backends: BackendKind::ALL.to_vec(),
             max_workers: cores,
             options: EngineOptions::default(),
             models: true,
