@@ -7,9 +7,9 @@
 #
 #   kernel    src/workload/               unit tests
 #   wire      src/wire.rs                 unit tests, wire property tests, bus
-#   report    src/report/ src/metrics/    unit tests, backends, gui_app (exports)
-#   engine    src/engine/                 unit tests, backends, cancel, models
-#   backends  src/backends/ (bus incl.)   unit tests, backends, bus, cancel, models
+#   report    src/report/ src/metrics/    unit tests, backends, gui_app (exports, history)
+#   engine    src/engine/, src/spec.rs    unit tests, backends, cancel, models
+#   backends  src/backends/ (ledger, bus) unit tests, backends, bus, cancel, models
 #   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
 #
 # usage: scripts/mutants.sh SCOPE [SHARD/SHARDS] [--in-place]
@@ -36,10 +36,10 @@ done
 case "$scope" in
   kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
   wire) files=(src/wire.rs); tests=(--lib --test bus_wire_props --test bus) ;;
-  report) files=(src/report/mod.rs src/report/export.rs src/metrics/clocks.rs src/metrics/cores.rs
-    src/metrics/meter.rs src/metrics/observer.rs)
+  report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
+    src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
     tests=(--lib --test backends --test gui_app) ;;
-  engine) files=(src/engine/mod.rs src/engine/spec.rs src/engine/calibrate.rs)
+  engine) files=(src/engine/mod.rs src/spec.rs src/engine/calibrate.rs)
     tests=(--lib --test backends --test cancel --test models) ;;
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)
     tests=(--lib --test backends --test bus --test cancel --test models) ;;
