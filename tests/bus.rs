@@ -720,3 +720,58 @@ fn remote_workers_past_the_meters_slots_still_count_every_number() {
     let last = r.cpu_timeline.last().expect("a final sample");
     assert_eq!(last.numbers_done, tasks as u64 * numbers, "{last:?}");
 }
+
+#[test]
+fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
+    // A sum past u64's range (it used to wrap the run's total, status ok) and
+    // 2001 latencies on a CPU task: each worker is dropped, its task re-run.
+    let (tasks, numbers, seed) = (12, 3_000_000, 21);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let answers = [
+        (u64::MAX, vec![]),
+        (numbers * 50, vec![1.0f32; 2001]),
+    ];
+    let mut dropped = Vec::new();
+    for (sum, latency_ms) in answers {
+        let rogue = Peer::new(&z, &endpoint);
+        join(&rogue, &token, BUS_PROTOCOL);
+        let Message::Welcome { worker, .. } = rogue.recv_real() else {
+            panic!("not welcomed")
+        };
+        let Message::Task { task, .. } = rogue.recv_real() else {
+            panic!("no task")
+        };
+        rogue.send(&Message::Done {
+            task,
+            sum,
+            cpu_ns: 0,
+            latency_ms,
+        });
+        let reason = wait_for(&h, 10, |e| match e {
+            Event::WorkerLost {
+                worker: w,
+                requeued,
+                reason,
+                ..
+            } if *w == worker => {
+                assert_eq!(*requeued, Some(task));
+                Some(reason.clone())
+            }
+            _ => None,
+        });
+        assert!(reason.contains("impossible result"), "{reason}");
+        dropped.push((worker, task));
+        // It no longer belongs: anything more it says is refused.
+        rogue.send(&Message::Heartbeat {});
+        assert!(matches!(rogue.recv_real(), Message::Refused { .. }));
+    }
+    let (_, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    assert_eq!(r.workers_lost, 2);
+    for (worker, task) in dropped {
+        let rec = r.task_timeline.iter().find(|t| t.task == task).unwrap();
+        assert_ne!(rec.worker, worker, "task {task} counted from the worker that lied");
+    }
+}

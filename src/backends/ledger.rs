@@ -5,12 +5,17 @@
 //! once, so that the two cannot drift apart.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 
 use super::InFlight;
 use super::context::{BackendOutcome, Ending};
 use crate::metrics::clocks::CpuTimes;
 use crate::report::event::TaskRecord;
-use crate::spec::RunSpec;
+use crate::spec::{RunSpec, WorkloadKind};
+use crate::wire::MAX_LATENCIES;
+
+/// Longest request latency a result may report, in ms (an hour: beyond any run's patience).
+const MAX_LATENCY_MS: f32 = 3_600_000.0;
 
 /// How often a task whose worker was lost may be handed out again. The one
 /// place where the two masters differ.
@@ -45,6 +50,10 @@ pub struct Ledger {
     records: Vec<TaskRecord>,
     policy: RetryPolicy,
     per_task: u64,
+    /// Every sum a task can have: each of its draws adds 1 to 100.
+    sums: RangeInclusive<u64>,
+    /// Most request latencies a result may carry (none for a CPU task).
+    max_latencies: usize,
     cpu: CpuTimes,
     lost: u32,
     latencies: Vec<f32>,
@@ -54,6 +63,12 @@ impl Ledger {
     /// Every task of `spec` queued in order, none finished.
     pub fn new(spec: &RunSpec, policy: RetryPolicy) -> Self {
         let tasks = spec.tasks as usize;
+        let requests = u64::from(spec.io.requests);
+        let draws = match spec.workload {
+            WorkloadKind::Cpu => spec.numbers_per_task,
+            WorkloadKind::Io => requests,
+            WorkloadKind::Mixed => spec.numbers_per_task.saturating_add(requests),
+        };
         Self {
             queue: (0..spec.tasks).collect(),
             retries: vec![0; tasks],
@@ -61,6 +76,12 @@ impl Ledger {
             records: Vec::with_capacity(tasks),
             policy,
             per_task: spec.total_numbers() / spec.tasks.max(1) as u64,
+            sums: draws..=draws.saturating_mul(100),
+            max_latencies: if spec.workload.does_io() {
+                (spec.io.requests as usize).min(MAX_LATENCIES)
+            } else {
+                0
+            },
             cpu: CpuTimes::default(),
             lost: 0,
             latencies: Vec::new(),
@@ -107,6 +128,34 @@ impl Ledger {
         }
         *tries += 1;
         self.queue.push_front(task);
+        Ok(())
+    }
+
+    /// Whether a result is possible at all: a sum no task of this run can have,
+    /// or latencies a task cannot have measured, come from a broken or hostile
+    /// worker. Its task must not count (it would wrap the run's total, or
+    /// skew its latency figures); the caller drops the worker and re-queues.
+    pub fn check_result(&self, sum: u64, latency_ms: &[f32]) -> Result<(), String> {
+        if !self.sums.contains(&sum) {
+            return Err(format!(
+                "a sum of {sum}, outside the {}..={} any task of this run can have",
+                self.sums.start(),
+                self.sums.end()
+            ));
+        }
+        if latency_ms.len() > self.max_latencies {
+            return Err(format!(
+                "{} request latencies, where a task has at most {}",
+                latency_ms.len(),
+                self.max_latencies
+            ));
+        }
+        if let Some(bad) = latency_ms
+            .iter()
+            .find(|ms| !(ms.is_finite() && (0.0..=MAX_LATENCY_MS).contains(*ms)))
+        {
+            return Err(format!("a request latency of {bad} ms"));
+        }
         Ok(())
     }
 
@@ -193,6 +242,54 @@ mod tests {
             numbers_per_task: 1000,
             ..RunSpec::default()
         }
+    }
+
+    #[test]
+    fn impossible_results_are_refused_with_a_reason() {
+        let l = Ledger::new(&spec(2), RetryPolicy::BUS);
+        assert!(l.check_result(1000, &[]).is_ok());
+        assert!(l.check_result(100_000, &[]).is_ok());
+        assert!(l.check_result(50_500, &[]).is_ok());
+        assert!(
+            l.check_result(999, &[])
+                .unwrap_err()
+                .contains("outside the 1000..=100000")
+        );
+        assert!(l.check_result(100_001, &[]).is_err());
+        assert!(l.check_result(u64::MAX, &[]).is_err());
+        let e = l.check_result(5000, &[1.0]).unwrap_err();
+        assert!(
+            e.contains("1 request latencies, where a task has at most 0"),
+            "{e}"
+        );
+
+        let io = RunSpec {
+            workload: WorkloadKind::Io,
+            io: crate::spec::IoParams {
+                requests: 10,
+                latency_ms: 1,
+            },
+            ..spec(2)
+        };
+        let l = Ledger::new(&io, RetryPolicy::BUS);
+        assert!(l.check_result(10, &[2.0; 10]).is_ok());
+        assert!(l.check_result(1000, &[]).is_ok(), "latencies are optional");
+        assert!(l.check_result(9, &[]).is_err());
+        assert!(l.check_result(1001, &[]).is_err());
+        assert!(l.check_result(500, &[2.0; 11]).is_err());
+        for bad in [-1.0, f32::NAN, f32::INFINITY, 1e30] {
+            let e = l.check_result(500, &[2.0, bad]).unwrap_err();
+            assert!(e.contains("request latency"), "{bad}: {e}");
+        }
+
+        let mixed = RunSpec {
+            workload: WorkloadKind::Mixed,
+            ..io
+        };
+        let l = Ledger::new(&mixed, RetryPolicy::BUS);
+        assert!(l.check_result(1010, &[]).is_ok());
+        assert!(l.check_result(1009, &[]).is_err());
+        assert!(l.check_result(101_000, &[]).is_ok());
     }
 
     #[test]

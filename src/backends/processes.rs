@@ -189,6 +189,14 @@ impl<'a> Pool<'a> {
                     latency_ms,
                 },
             ) => {
+                // Checked while the child still holds the task, so that losing
+                // the child re-queues it.
+                if let Err(why) = self.ledger.check_result(sum, &latency_ms) {
+                    return self.lose(
+                        slot,
+                        format!("sent an impossible result for task {task} ({why})"),
+                    );
+                }
                 self.ctx.meter.add_requests(slot, latency_ms.len() as u64);
                 self.ledger.add_latencies(latency_ms);
                 let c = &mut self.children[slot];

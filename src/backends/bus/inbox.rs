@@ -158,10 +158,7 @@ impl Master<'_> {
                     cpu_ns,
                     latency_ms,
                 },
-            ) => {
-                self.on_done(i, task, sum, cpu_ns, latency_ms);
-                Ok(())
-            }
+            ) => self.on_done(i, task, sum, cpu_ns, latency_ms),
             (Some(i), Message::Failed { task, reason }) => {
                 if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
                     self.count_unwanted(at, &Message::Failed { task, reason });
@@ -282,7 +279,14 @@ impl Master<'_> {
 
     /// A result: it counts only for the task the worker is running (workers
     /// run their tasks in the order sent).
-    fn on_done(&mut self, i: usize, task: u32, sum: u64, cpu_ns: u64, latency_ms: Vec<f32>) {
+    fn on_done(
+        &mut self,
+        i: usize,
+        task: u32,
+        sum: u64,
+        cpu_ns: u64,
+        latency_ms: Vec<f32>,
+    ) -> Result<(), String> {
         if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
             self.count_unwanted(
                 Some(i),
@@ -293,7 +297,16 @@ impl Master<'_> {
                     latency_ms,
                 },
             );
-            return;
+            return Ok(());
+        }
+        // An impossible result: the worker is broken or lying. Its task goes back
+        // in the queue (a retry is charged) and the worker is dropped.
+        if let Err(why) = self.ledger.check_result(sum, &latency_ms) {
+            return self.lose(
+                Some(i),
+                None,
+                format!("sent an impossible result for task {task} ({why})"),
+            );
         }
         let p = &mut self.peers[i];
         let held = p.running.take().expect("checked above");
@@ -321,5 +334,6 @@ impl Master<'_> {
         if let Some(next) = self.peers[i].queued.pop_front() {
             self.begin(i, next, cpu_ns);
         }
+        Ok(())
     }
 }
