@@ -170,6 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn step_by_draws_the_even_count_asked_for() {
+        let mut t = CpuTask::new(42, 0, 1001);
+        assert_eq!(t.step_by(1000), 1000);
+        assert_eq!(t.drawn(), 1000);
+        assert_eq!(t.step_by(7), 1, "only one number left");
+        assert!(t.is_done());
+        let mut t = CpuTask::new(42, 0, 100);
+        assert_eq!(t.step_by(7), 6, "rounded down to even");
+        assert_eq!(t.step_by(0), 2, "at least 2");
+        assert_eq!(t.step(), 92);
+        assert_eq!(t.sum(), task_sum(42, 0, 100));
+    }
+
+    #[test]
     fn candidates_at_the_rejection_edge() {
         // The candidate x whose x * 100 has low 32 bits exactly `low` (a multiple
         // of 4): x = (low / 4) * 25^-1 mod 2^32.
