@@ -729,10 +729,7 @@ fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
     let h = start(bus_spec(2, tasks, numbers, seed, params(1, 250)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let answers = [
-        (u64::MAX, vec![]),
-        (numbers * 50, vec![1.0f32; 2001]),
-    ];
+    let answers = [(u64::MAX, vec![]), (numbers * 50, vec![1.0f32; 2001])];
     let mut dropped = Vec::new();
     for (sum, latency_ms) in answers {
         let rogue = Peer::new(&z, &endpoint);
@@ -772,6 +769,9 @@ fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
     assert_eq!(r.workers_lost, 2);
     for (worker, task) in dropped {
         let rec = r.task_timeline.iter().find(|t| t.task == task).unwrap();
-        assert_ne!(rec.worker, worker, "task {task} counted from the worker that lied");
+        assert_ne!(
+            rec.worker, worker,
+            "task {task} counted from the worker that lied"
+        );
     }
 }

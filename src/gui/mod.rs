@@ -25,6 +25,12 @@ use crate::spec::BackendKind;
 use app::ScalelabApp;
 use scripted::{Script, ScriptConfig};
 
+/// The window's icon (assets/scalelab.svg at 128 px, built in).
+pub fn app_icon() -> egui::IconData {
+    eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icons/scalelab-128.png"))
+        .expect("the built-in icon is a valid PNG")
+}
+
 /// How to start the window.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchConfig {
@@ -42,7 +48,8 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
             .with_title("scalelab")
             .with_app_id("scalelab")
             .with_inner_size([1440.0, 900.0])
-            .with_min_inner_size([960.0, 640.0]),
+            .with_min_inner_size([960.0, 640.0])
+            .with_icon(app_icon()),
         persist_window: !scripted,
         // Dithering runs per pixel on every frame; on a software renderer
         // (llvmpipe: VMs, remote desktops, machines without a GPU) that is CPU
