@@ -67,3 +67,19 @@ fn the_desktop_entry_passes_desktop_file_validate() {
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("error:"), "{text}");
 }
+
+#[test]
+fn readme_changelog_and_binary_carry_one_version() {
+    let v = env!("CARGO_PKG_VERSION");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains(&format!("scalelab {v}")), "README names version {v}");
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+    let first = changelog.lines().find(|l| l.starts_with("## ")).unwrap();
+    assert!(first.starts_with(&format!("## {v}")), "{first}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scalelab"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("scalelab {v}"));
+}
