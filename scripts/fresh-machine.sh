@@ -53,6 +53,9 @@ test_pkgs=(
 )
 # The full suite also needs (see .ci/run): xdotool for tests/gui_cancel.rs, ip
 # for tests/bus_netns.rs, pyzmq for tests/bus_python.rs (Debian's python3-zmq).
+# tests/bus_netns.rs binds the address of a veth pair it makes; here that pair
+# lives inside the run's own network namespace (see in_root_offline), which
+# has no way out.
 heavy_pkgs=(xdotool iproute2 python3-zmq)
 
 heavy=0 prove=0 keep=0 custom=
@@ -128,12 +131,18 @@ cleanup() {
   fi
   exit "$rc"
 }
+# One run at a time per $FRESH_DIR: the cleanup below would pull the mounts
+# (and end the processes) of another run out from under it. Taken before the
+# trap is set, so a refused run touches nothing.
+mkdir -p "$base" "$logs"
+exec 9>"$base/lock"
+flock -n 9 || { echo "fresh-machine: another run is using $base" >&2; exit 1; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+started=$(date +%s)
 
 # --- the bare system ------------------------------------------------------------
 
-mkdir -p "$base" "$logs"
 if ! command -v debootstrap >/dev/null; then
   say "installing debootstrap on this machine"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
@@ -261,23 +270,33 @@ fi
 
 # --- optional: each package, taken away again, breaks its step -------------------
 
+# The line of a failed step's log that says why (not the tests that passed).
+first_reason() {
+  awk '/ \.\.\. ok$/ { next }
+    tolower($0) ~ /is needed|not found|could not be loaded|failed to load|cannot|no such file/ { why = $0; exit }
+    fallback == "" && tolower($0) ~ /error|panicked/ { fallback = $0 }
+    END { if (why == "") why = fallback
+          gsub(/ at \/[^ ]*:[0-9]+:/, ":", why)     # winit: "os error at /src/path.rs:788: ..."
+          print substr(why, 1, 120) }' "$1"
+}
+
 proof=()
 prove_one() {
   local pkg=$1 what=$2 cmd=$3 how=$4
-  # apt-get purge also takes whatever depends on pkg; putting the rest of the
-  # list back shows whether pkg is only a dependency of another listed package.
+  # Purge pkg and what only it needed (--autoremove: taking away python3 must
+  # take python3-minimal's /usr/bin/python3 too). That also takes whatever
+  # depends on pkg, so put the rest of the list back: if pkg returns with it, it
+  # is only a dependency of another listed package.
   local rest=() p
   for p in "${packages[@]}"; do [ "$p" = "$pkg" ] || rest+=("$p"); done
-  in_root "apt-get purge -y -q $pkg && apt-get install -y -q --no-install-recommends ${rest[*]}" \
+  in_root "apt-get purge --autoremove -y -q $pkg && apt-get install -y -q --no-install-recommends ${rest[*]}" \
     >>"$logs/prove.log" 2>&1
   if in_root "dpkg -s $pkg >/dev/null 2>&1"; then
     proof+=("$pkg: REDUNDANT (another listed package depends on it)")
   elif "$how" "$cmd" >"$logs/prove-$pkg.log" 2>&1; then
     proof+=("$pkg: NOT NEEDED ($what passes without it)")
   else
-    local why
-    why=$(grep -m1 -iE 'error|not found|could not|needed|panicked' "$logs/prove-$pkg.log" | cut -c1-110 || true)
-    proof+=("$pkg: needed ($what fails without it: ${why:-see $logs/prove-$pkg.log})")
+    proof+=("$pkg: needed ($what fails without it: $(first_reason "$logs/prove-$pkg.log"))")
   fi
   in_root "apt-get install -y -q --no-install-recommends $pkg" >>"$logs/prove.log" 2>&1
 }
@@ -301,7 +320,7 @@ fi
 
 # --- the verdict -------------------------------------------------------------------
 
-say "fresh bookworm, scalelab $commit"
+say "fresh bookworm, scalelab $commit, $(mmss $(($(date +%s) - started))) in all"
 echo "apt packages installed (--no-install-recommends): ${packages[*]:-(none)}"
 printf '%-6s %-62s build %-8s run %s\n' \
   "$app" "cargo run --release (xvfb-run, scripted window)" "$app_build" "$app_run" \
