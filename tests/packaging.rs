@@ -73,7 +73,10 @@ fn readme_changelog_and_binary_carry_one_version() {
     let v = env!("CARGO_PKG_VERSION");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    assert!(readme.contains(&format!("scalelab {v}")), "README names version {v}");
+    assert!(
+        readme.contains(&format!("scalelab {v}")),
+        "README names version {v}"
+    );
     let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
     let first = changelog.lines().find(|l| l.starts_with("## ")).unwrap();
     assert!(first.starts_with(&format!("## {v}")), "{first}");
@@ -81,5 +84,8 @@ fn readme_changelog_and_binary_carry_one_version() {
         .arg("--version")
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("scalelab {v}"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("scalelab {v}")
+    );
 }
