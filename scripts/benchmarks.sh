@@ -110,6 +110,19 @@ if [ -x scripts/bench_gui.sh ]; then
   } >> "$tmp/bench.md"
 fi
 
+{
+  echo "## Cancelling from the window under load"
+  echo
+  echo '```'
+  echo "scripts/bench_cancel.sh"
+  echo '```'
+  echo
+  echo "<!-- cancel:begin -->"
+  scripts/bench_cancel.sh || true
+  echo "<!-- cancel:end -->"
+  echo
+} >> "$tmp/bench.md"
+
 # The mutation scores are measured by scripts/mutants.sh (hours, not minutes):
 # carried over from docs/RELIABILITY.md, where that script's runs put them.
 {
