@@ -562,8 +562,8 @@ fn cancelling_a_bus_run_ends_its_local_workers() {
     let t = Instant::now();
     h.cancel();
     let (_, r) = finish(h, 5);
-    // tests/cancel.rs holds every backend to 100 ms, alone in its binary; here
-    // other tests share the cores, so only a gross delay fails.
+    // How fast cancel is, is a benchmark (compare's limits in BENCHMARKS.md);
+    // here other tests share the cores, so only a gross delay fails.
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(r.status, RunStatus::Cancelled);
     for pid in pids {
