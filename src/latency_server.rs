@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::workload::io::{REQUEST_LEN, decode_request, payload};
+use crate::workload::io::{REQUEST_LEN, decode_request, encode_answer, payload};
 
 /// A running latency service; dropping it shuts it down and closes every connection.
 pub struct LatencyServer {
@@ -84,7 +84,7 @@ async fn serve(mut stream: TcpStream, seed: u64, latency: Duration) {
         let (task, request) = decode_request(&req);
         tokio::time::sleep(latency).await;
         if stream
-            .write_all(&payload(seed, task, request).to_le_bytes())
+            .write_all(&encode_answer(payload(seed, task, request)))
             .await
             .is_err()
         {
@@ -128,11 +128,7 @@ mod tests {
         }
         // Eight 500 ms requests in parallel (about 0.5 s), not one after
         // another (4 s): the bound sits halfway, far from a busy machine's noise.
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

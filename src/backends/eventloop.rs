@@ -12,13 +12,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ProgressThrottle;
+use super::task_exec::{Step, TaskError, TaskInput, TaskOutput, TaskPlan};
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
     lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
 };
 use crate::report::event::{Event, TaskRecord, WorkerKind};
 use crate::workload::cpu::{CHUNK, CpuTask};
-use crate::workload::io::{encode_request, mixed_slice_end, payload};
+use crate::workload::io::{ANSWER_LEN, decode_answer, encode_request};
 
 /// How often the loop looks at the cancel flag while every coroutine waits.
 const CANCEL_POLL: Duration = Duration::from_millis(5);
@@ -162,7 +163,7 @@ async fn coroutine(shared: &Shared<'_>, w: u32) {
             at_s: start_s,
         });
         match run_task(ctx, w, task).await {
-            Ok((sum, lat)) => {
+            Ok(TaskOutput { sum, latencies_ms }) => {
                 let record = TaskRecord {
                     task,
                     worker: w,
@@ -175,10 +176,10 @@ async fn coroutine(shared: &Shared<'_>, w: u32) {
                 };
                 ctx.emit(Event::TaskFinished(record.clone()));
                 shared.records.borrow_mut().push(record);
-                shared.latencies.borrow_mut().extend(lat);
+                shared.latencies.borrow_mut().extend(latencies_ms);
             }
-            Err(None) => return,
-            Err(Some(why)) => {
+            Err(TaskError::Cancelled) => return,
+            Err(TaskError::Failed(why)) => {
                 shared.failure.borrow_mut().get_or_insert(why);
                 ctx.cancel_internal();
                 return;
@@ -187,20 +188,25 @@ async fn coroutine(shared: &Shared<'_>, w: u32) {
     }
 }
 
-/// Runs one task; `Err(None)` when cancelled, `Err(Some(why))` when it failed.
-async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<(u64, Vec<f32>), Option<String>> {
+/// Runs one task as a coroutine: the steps are `TaskPlan`'s, as on every
+/// other backend; only how they are carried out differs (yielding between
+/// chunks, non-blocking sockets).
+async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<TaskOutput, TaskError> {
     let spec = &ctx.spec;
-    let numbers = if spec.workload.computes() {
-        spec.numbers_per_task
-    } else {
-        0
-    };
-    let mut cpu = CpuTask::new(spec.seed, task as u64, numbers);
+    let mut plan = TaskPlan::new(&TaskInput {
+        task,
+        seed: spec.seed,
+        numbers: spec.numbers_per_task,
+        workload: spec.workload,
+        io: spec.io,
+        io_addr: ctx.io_addr(),
+    });
+    let numbers = plan.numbers();
     let mut throttle = ProgressThrottle::new();
     let mut reported = 0;
     let slot = w as usize;
     // Draws until `until`, yielding to the other coroutines after every chunk.
-    let mut compute = async |cpu: &mut CpuTask, until: u64| -> Result<(), Option<String>> {
+    let mut compute = async |cpu: &mut CpuTask, until: u64| -> Result<(), TaskError> {
         while cpu.drawn() < until {
             cpu.step_by(CHUNK.min(until - cpu.drawn()));
             if throttle.due() || cpu.drawn() == numbers {
@@ -214,61 +220,58 @@ async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<(u64, Vec<f32>)
                 });
             }
             if ctx.cancelled() {
-                return Err(None);
+                return Err(TaskError::Cancelled);
             }
             tokio::task::yield_now().await;
         }
         Ok(())
     };
-    if !spec.workload.does_io() {
-        compute(&mut cpu, numbers).await?;
-        return Ok((cpu.sum(), Vec::new()));
+    let mut stream = None;
+    if plan.does_io() {
+        let addr: SocketAddr = ctx
+            .io_addr()
+            .ok_or_else(|| TaskError::Failed("no latency service for an I/O task".into()))?;
+        let s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| plan.failed(format!("cannot reach the latency service at {addr}: {e}")))?;
+        let _ = s.set_nodelay(true);
+        stream = Some((s, addr));
     }
-    let addr: SocketAddr = ctx
-        .io_addr()
-        .ok_or_else(|| Some("no latency service for an I/O task".to_string()))?;
-    let fail = |what: String| Some(format!("task {task}: {what}"));
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| fail(format!("cannot reach the latency service at {addr}: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    let give_up = Duration::from_millis(spec.io.latency_ms as u64) + Duration::from_secs(10);
-    let mut sum = 0;
-    let mut lat = Vec::with_capacity(spec.io.requests as usize);
-    for r in 0..spec.io.requests {
-        if numbers > 0 {
-            compute(&mut cpu, mixed_slice_end(numbers, spec.io.requests, r)).await?;
-        }
-        let t0 = Instant::now();
-        let msg = encode_request(task as u64, r as u64);
-        let mut buf = [0u8; 8];
-        let exchange = async {
-            stream.write_all(&msg).await?;
-            stream.read_exact(&mut buf).await
-        };
-        match tokio::time::timeout(give_up, exchange).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                return Err(fail(format!(
-                    "request {r} to the latency service at {addr} failed: {e}"
-                )));
+    loop {
+        match plan.next() {
+            Step::Compute { until } => compute(plan.cpu(), until).await?,
+            Step::Request { r } => {
+                let (stream, addr) = stream
+                    .as_mut()
+                    .expect("connected above, as the task does I/O");
+                let give_up = plan.give_up();
+                let t0 = Instant::now();
+                let msg = encode_request(task as u64, r as u64);
+                let mut buf = [0u8; ANSWER_LEN];
+                let exchange = async {
+                    stream.write_all(&msg).await?;
+                    stream.read_exact(&mut buf).await
+                };
+                match tokio::time::timeout(give_up, exchange).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        return Err(plan.failed(format!(
+                            "request {r} to the latency service at {addr} failed: {e}"
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(
+                            plan.failed(format!("request {r}: no answer within {give_up:?}"))
+                        );
+                    }
+                }
+                plan.answered(r, decode_answer(&buf), t0.elapsed().as_secs_f32() * 1e3)?;
+                ctx.meter.add_requests(slot, 1);
+                if ctx.cancelled() {
+                    return Err(TaskError::Cancelled);
+                }
             }
-            Err(_) => {
-                return Err(fail(format!("request {r}: no answer within {give_up:?}")));
-            }
-        }
-        lat.push(t0.elapsed().as_secs_f32() * 1e3);
-        let p = u64::from_le_bytes(buf);
-        if p != payload(spec.seed, task as u64, r as u64) {
-            return Err(fail(format!(
-                "request {r}: the latency service answered {p}, not the expected payload"
-            )));
-        }
-        sum += p;
-        ctx.meter.add_requests(slot, 1);
-        if ctx.cancelled() {
-            return Err(None);
+            Step::Done => return Ok(plan.finish()),
         }
     }
-    Ok((sum + cpu.sum(), lat))
 }

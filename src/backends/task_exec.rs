@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::spec::{IoParams, WorkloadKind};
 use crate::workload::cpu::{CHUNK, CpuTask};
-use crate::workload::io::{IoClient, mixed_slice_end, payload};
+use crate::workload::io::{IoClient, mixed_slice_end, payload as io_payload};
 
 /// What a task needs to know, whichever backend runs it.
 #[derive(Debug, Clone)]
@@ -56,6 +56,134 @@ pub trait TaskEnv {
     fn request_done(&mut self) {}
 }
 
+/// What a task does, step by step, whoever runs it: the one place that knows
+/// how a workload splits into drawing numbers and requests, how long a request
+/// may take, what each answer must be, and how the sum adds up. The blocking
+/// workers (`run_task` below) and the event loop's coroutines only carry the
+/// steps out, each in its own way.
+pub struct TaskPlan {
+    task: u32,
+    seed: u64,
+    numbers: u64,
+    io: Option<IoParams>,
+    cpu: CpuTask,
+    next_request: u32,
+    out: TaskOutput,
+}
+
+/// The next thing a task must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Draw numbers until `until` have been drawn.
+    Compute { until: u64 },
+    /// Send request `r` to the latency service and wait for its payload.
+    Request { r: u32 },
+    /// Nothing is left: `finish` gives the result.
+    Done,
+}
+
+impl TaskPlan {
+    pub fn new(input: &TaskInput) -> Self {
+        let numbers = if input.workload.computes() {
+            input.numbers
+        } else {
+            0
+        };
+        let io = input.workload.does_io().then_some(input.io);
+        TaskPlan {
+            task: input.task,
+            seed: input.seed,
+            numbers,
+            io,
+            cpu: CpuTask::new(input.seed, input.task as u64, numbers),
+            next_request: 0,
+            out: TaskOutput {
+                sum: 0,
+                latencies_ms: Vec::with_capacity(io.map_or(0, |io| io.requests as usize)),
+            },
+        }
+    }
+
+    /// True when the task talks to the latency service.
+    pub fn does_io(&self) -> bool {
+        self.io.is_some()
+    }
+
+    pub fn task(&self) -> u32 {
+        self.task
+    }
+
+    /// The numbers this task draws in all (0 for a pure I/O task).
+    pub fn numbers(&self) -> u64 {
+        self.numbers
+    }
+
+    /// The task's stream of numbers, for `Step::Compute`.
+    pub fn cpu(&mut self) -> &mut CpuTask {
+        &mut self.cpu
+    }
+
+    pub fn next(&self) -> Step {
+        let Some(io) = self.io else {
+            return if self.cpu.drawn() < self.numbers {
+                Step::Compute {
+                    until: self.numbers,
+                }
+            } else {
+                Step::Done
+            };
+        };
+        let r = self.next_request;
+        if r >= io.requests {
+            return Step::Done;
+        }
+        // A mixed task draws its share of numbers before each request.
+        let until = if self.numbers > 0 {
+            mixed_slice_end(self.numbers, io.requests, r)
+        } else {
+            0
+        };
+        if self.cpu.drawn() < until {
+            Step::Compute { until }
+        } else {
+            Step::Request { r }
+        }
+    }
+
+    /// How long a request may take, its latency plus generous slack, before it
+    /// counts as lost.
+    pub fn give_up(&self) -> Duration {
+        let latency_ms = self.io.map_or(0, |io| io.latency_ms);
+        Duration::from_millis(latency_ms as u64) + Duration::from_secs(10)
+    }
+
+    /// A failure of this task, with its number in front.
+    pub fn failed(&self, what: impl std::fmt::Display) -> TaskError {
+        TaskError::Failed(format!("task {}: {what}", self.task))
+    }
+
+    /// Request `r` came back with `payload` after `latency_ms`: checked
+    /// against what the service must answer, then counted.
+    pub fn answered(&mut self, r: u32, payload: u64, latency_ms: f32) -> Result<(), TaskError> {
+        debug_assert_eq!(self.next(), Step::Request { r });
+        if payload != io_payload(self.seed, self.task as u64, r as u64) {
+            return Err(self.failed(format!(
+                "request {r}: the latency service answered {payload}, not the expected payload"
+            )));
+        }
+        self.out.latencies_ms.push(latency_ms);
+        self.out.sum += payload;
+        self.next_request = r + 1;
+        Ok(())
+    }
+
+    /// The result, once `next()` says `Done`.
+    pub fn finish(mut self) -> TaskOutput {
+        self.out.sum += self.cpu.sum();
+        self.out
+    }
+}
+
 /// Draws numbers until `task` has drawn `until` of them.
 fn compute(env: &mut impl TaskEnv, cpu: &mut CpuTask, until: u64) -> Result<(), TaskError> {
     let slice = env.slice();
@@ -70,72 +198,148 @@ fn compute(env: &mut impl TaskEnv, cpu: &mut CpuTask, until: u64) -> Result<(), 
     Ok(())
 }
 
-/// Runs one task to its end.
+/// Runs one task to its end on a blocking worker.
 pub fn run_task(env: &mut impl TaskEnv, input: &TaskInput) -> Result<TaskOutput, TaskError> {
-    let numbers = if input.workload.computes() {
-        input.numbers
-    } else {
-        0
-    };
-    let mut cpu = CpuTask::new(input.seed, input.task as u64, numbers);
-    if !input.workload.does_io() {
-        compute(env, &mut cpu, numbers)?;
-        return Ok(TaskOutput {
-            sum: cpu.sum(),
-            latencies_ms: Vec::new(),
-        });
-    }
-    let addr = input
-        .io_addr
-        .ok_or_else(|| TaskError::Failed("no latency service for an I/O task".into()))?;
-    let requests = input.io.requests;
-    // A request may take its latency plus generous slack before it counts as lost.
-    let give_up = Duration::from_millis(input.io.latency_ms as u64) + Duration::from_secs(10);
-    let fail = |what: String| TaskError::Failed(format!("task {}: {what}", input.task));
-    let mut out = TaskOutput {
-        sum: 0,
-        latencies_ms: Vec::with_capacity(requests as usize),
-    };
-    env.before_blocking();
-    let client = IoClient::connect(addr);
-    env.after_blocking();
-    let mut client =
-        client.map_err(|e| fail(format!("cannot reach the latency service at {addr}: {e}")))?;
-    for r in 0..requests {
-        if numbers > 0 {
-            compute(env, &mut cpu, mixed_slice_end(numbers, requests, r))?;
-        }
-        let t0 = Instant::now();
+    let mut plan = TaskPlan::new(input);
+    let mut client = None;
+    if plan.does_io() {
+        let addr = input
+            .io_addr
+            .ok_or_else(|| TaskError::Failed("no latency service for an I/O task".into()))?;
         env.before_blocking();
-        let answer = client.request(input.task as u64, r as u64, give_up, &|| env_cancelled(env));
+        let connected = IoClient::connect(addr);
         env.after_blocking();
-        let p = match answer {
-            Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                return Err(TaskError::Cancelled);
+        client = Some(connected.map_err(|e| {
+            plan.failed(format!("cannot reach the latency service at {addr}: {e}"))
+        })?);
+    }
+    loop {
+        match plan.next() {
+            Step::Compute { until } => compute(env, plan.cpu(), until)?,
+            Step::Request { r } => {
+                let client = client
+                    .as_mut()
+                    .expect("connected above, as the task does I/O");
+                let give_up = plan.give_up();
+                let t0 = Instant::now();
+                env.before_blocking();
+                let answer = client.request(plan.task() as u64, r as u64, give_up, &|| {
+                    env_cancelled(env)
+                });
+                env.after_blocking();
+                let payload = match answer {
+                    Ok(p) => p,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        return Err(TaskError::Cancelled);
+                    }
+                    Err(e) => {
+                        return Err(plan.failed(format!(
+                            "request {r} to the latency service at {} failed: {e}",
+                            client.addr()
+                        )));
+                    }
+                };
+                plan.answered(r, payload, t0.elapsed().as_secs_f32() * 1e3)?;
+                env.request_done();
+                if env.cancelled() {
+                    return Err(TaskError::Cancelled);
+                }
             }
-            Err(e) => {
-                return Err(fail(format!(
-                    "request {r} to the latency service at {addr} failed: {e}"
-                )));
-            }
-        };
-        out.latencies_ms.push(t0.elapsed().as_secs_f32() * 1e3);
-        if p != payload(input.seed, input.task as u64, r as u64) {
-            return Err(fail(format!(
-                "request {r}: the latency service answered {p}, not the expected payload"
-            )));
-        }
-        out.sum += p;
-        env.request_done();
-        if env.cancelled() {
-            return Err(TaskError::Cancelled);
+            Step::Done => return Ok(plan.finish()),
         }
     }
-    out.sum += cpu.sum();
-    Ok(out)
 }
 
 fn env_cancelled(env: &impl TaskEnv) -> bool {
     env.cancelled()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::cpu::task_sum;
+    use crate::workload::io::io_sum;
+
+    fn input(workload: WorkloadKind, numbers: u64, requests: u32) -> TaskInput {
+        TaskInput {
+            task: 3,
+            seed: 9,
+            numbers,
+            workload,
+            io: IoParams {
+                requests,
+                latency_ms: 250,
+            },
+            io_addr: None,
+        }
+    }
+
+    /// Carries a plan out with the right answers; returns the steps taken.
+    fn drive(plan: &mut TaskPlan, seed: u64) -> Vec<Step> {
+        let mut steps = Vec::new();
+        loop {
+            let step = plan.next();
+            steps.push(step);
+            match step {
+                Step::Compute { until } => {
+                    let drawn = plan.cpu().drawn();
+                    plan.cpu().step_by(until - drawn);
+                }
+                Step::Request { r } => {
+                    let p = io_payload(seed, plan.task() as u64, r as u64);
+                    plan.answered(r, p, 1.5).unwrap();
+                }
+                Step::Done => return steps,
+            }
+        }
+    }
+
+    #[test]
+    fn a_cpu_task_draws_its_numbers_once_and_requests_nothing() {
+        let mut plan = TaskPlan::new(&input(WorkloadKind::Cpu, 1000, 4));
+        let steps = drive(&mut plan, 9);
+        assert_eq!(steps, [Step::Compute { until: 1000 }, Step::Done]);
+        let out = plan.finish();
+        assert_eq!(out.sum, task_sum(9, 3, 1000));
+        assert!(out.latencies_ms.is_empty());
+    }
+
+    #[test]
+    fn an_io_task_only_requests_and_a_mixed_task_draws_a_share_before_each() {
+        let mut plan = TaskPlan::new(&input(WorkloadKind::Io, 1000, 3));
+        assert_eq!(plan.numbers(), 0);
+        let steps = drive(&mut plan, 9);
+        let r = |r| Step::Request { r };
+        assert_eq!(steps, [r(0), r(1), r(2), Step::Done]);
+        assert_eq!(plan.give_up(), Duration::from_millis(10_250));
+        let out = plan.finish();
+        assert_eq!(out.sum, io_sum(9, 3, 3));
+        assert_eq!(out.latencies_ms, [1.5; 3]);
+
+        let mut plan = TaskPlan::new(&input(WorkloadKind::Mixed, 1000, 3));
+        let steps = drive(&mut plan, 9);
+        let c = |until| Step::Compute { until };
+        assert_eq!(
+            steps,
+            [c(332), r(0), c(666), r(1), c(1000), r(2), Step::Done]
+        );
+        assert_eq!(plan.finish().sum, task_sum(9, 3, 1000) + io_sum(9, 3, 3));
+    }
+
+    #[test]
+    fn a_wrong_answer_fails_the_task_and_is_not_counted() {
+        let mut plan = TaskPlan::new(&input(WorkloadKind::Io, 0, 2));
+        let right = io_payload(9, 3, 0);
+        let err = plan.answered(0, right + 1, 1.0).unwrap_err();
+        assert_eq!(
+            err,
+            TaskError::Failed(format!(
+                "task 3: request 0: the latency service answered {}, not the expected payload",
+                right + 1
+            ))
+        );
+        assert_eq!(plan.next(), Step::Request { r: 0 });
+        plan.answered(0, right, 1.0).unwrap();
+        assert_eq!(plan.next(), Step::Request { r: 1 });
+    }
 }

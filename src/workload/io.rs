@@ -51,6 +51,19 @@ pub fn decode_request(msg: &[u8; REQUEST_LEN]) -> (u64, u64) {
     )
 }
 
+/// An answer's length: the payload, a little-endian u64.
+pub const ANSWER_LEN: usize = 8;
+
+/// An answer as it goes on the wire.
+pub fn encode_answer(payload: u64) -> [u8; ANSWER_LEN] {
+    payload.to_le_bytes()
+}
+
+/// The payload from an answer's bytes.
+pub fn decode_answer(msg: &[u8; ANSWER_LEN]) -> u64 {
+    u64::from_le_bytes(*msg)
+}
+
 /// The payload the service returns for request `request` of task `task`: 1..=100.
 pub fn payload(seed: u64, task: u64, request: u64) -> u64 {
     1 + mix64(task_seed(seed, task) ^ mix64(request.wrapping_add(1))) % 100
@@ -99,10 +112,10 @@ impl IoClient {
         cancelled: &dyn Fn() -> bool,
     ) -> io::Result<u64> {
         self.stream.write_all(&encode_request(task, request))?;
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; ANSWER_LEN];
         let mut got = 0;
         let start = std::time::Instant::now();
-        while got < 8 {
+        while got < ANSWER_LEN {
             match self.stream.read(&mut buf[got..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -131,7 +144,7 @@ impl IoClient {
                 Err(e) => return Err(e),
             }
         }
-        Ok(u64::from_le_bytes(buf))
+        Ok(decode_answer(&buf))
     }
 }
 
