@@ -242,6 +242,43 @@ mod tests {
         (186, 50_000, 2_526_440, "a high half rejected"),
     ];
 
+    /// The vectors docs/PROTOCOL.md gives a worker's author are the kernel's
+    /// sums, and include the rejection cases above.
+    #[test]
+    fn the_protocol_pages_test_vectors_are_the_kernels_sums() {
+        let page = include_str!("../../docs/PROTOCOL.md");
+        let table = page
+            .split("Test vectors")
+            .nth(1)
+            .expect("PROTOCOL.md has its test vectors");
+        let mut rows = Vec::new();
+        for line in table.lines().skip_while(|l| !l.starts_with('|')) {
+            if !line.starts_with('|') {
+                break;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let (Ok(seed), Ok(n)) = (cells[1].parse::<u64>(), cells[2].parse::<u64>()) else {
+                continue; // the header and its rule
+            };
+            let sums: Vec<u64> = cells[3]
+                .split(',')
+                .map(|x| x.split_whitespace().next().unwrap().parse().unwrap())
+                .collect();
+            for (task, want) in sums.iter().enumerate() {
+                assert_eq!(
+                    task_sum(seed, task as u64, n),
+                    *want,
+                    "seed {seed}, {n} numbers, task {task}"
+                );
+            }
+            rows.push((seed, n, sums[0]));
+        }
+        assert!(rows.len() >= 7, "{rows:?}");
+        for (seed, n, sum, what) in REJECTION_VECTORS {
+            assert!(rows.contains(&(seed, n, sum)), "PROTOCOL.md lacks {what}");
+        }
+    }
+
     #[test]
     fn sums_with_early_rejections_are_the_published_ones() {
         for (seed, n, sum, what) in REJECTION_VECTORS {

@@ -181,4 +181,32 @@ mod tests {
             );
         }
     }
+
+    /// docs/PROTOCOL.md's latency vectors, so that a worker written from the
+    /// page agrees with the service.
+    #[test]
+    fn the_protocol_pages_payload_vectors_hold() {
+        let page = include_str!("../../docs/PROTOCOL.md");
+        for (task, payloads) in [
+            (0u64, [1, 58, 54, 63]),
+            (1, [37, 88, 26, 25]),
+            (2, [27, 3, 93, 7]),
+        ] {
+            let got: Vec<u64> = (0..4).map(|r| payload(42, task, r)).collect();
+            assert_eq!(got, payloads, "task {task}");
+            let line = format!(
+                "{}, {}, {}, {} (sum {})",
+                payloads[0],
+                payloads[1],
+                payloads[2],
+                payloads[3],
+                io_sum(42, task, 4)
+            );
+            assert!(page.contains(&line), "PROTOCOL.md lacks `{line}`");
+        }
+        let mixed = crate::workload::cpu::task_sum(42, 0, 1001) + io_sum(42, 0, 4);
+        assert!(page.contains(&format!("sums to {mixed} for task 0")));
+        assert_eq!(encode_answer(0x0102), [2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(decode_answer(&encode_answer(u64::MAX - 3)), u64::MAX - 3);
+    }
 }
