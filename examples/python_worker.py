@@ -167,8 +167,14 @@ def main():
             msg = link.pending.pop(0) if link.pending else link.recv(link.heartbeat)
             if msg is None or msg["type"] == "heartbeat":
                 continue
-            if msg["type"] != "task" or msg["workload"] != "cpu":
+            if msg["type"] != "task":
                 sys.exit(f"python worker: cannot serve {msg}")
+            if msg["workload"] != "cpu":
+                # The io and mixed workloads are optional: say so, and the
+                # master gives the task to another worker and sends a stop.
+                link.send({"type": "declined", "task": msg["task"],
+                           "reason": f"{msg['workload']} is not implemented by the python worker"})
+                continue
             total = run_task(link, msg["task"], msg["seed"], msg["numbers"])
             link.send({"type": "done", "task": msg["task"], "sum": total, "cpu_ns": cpu_ns()})
     except Stopped:

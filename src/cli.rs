@@ -13,7 +13,7 @@ use scalelab::gui;
 use scalelab::gui::live::Refresh;
 use scalelab::gui::scripted::{ScriptConfig, check_writable, parse_run_list};
 use scalelab::measure::bench::{self, BenchConfig};
-use scalelab::report::event::{BusEvent, Event};
+use scalelab::report::event::{BusEvent, Event, join_command};
 use scalelab::report::{RunReport, RunStatus};
 use scalelab::spec::{BackendKind, BusParams, GilParams, IoParams, RunSpec, WorkloadKind};
 
@@ -123,6 +123,11 @@ pub struct BusArgs {
     /// Bus heartbeat interval; a worker silent for 5 intervals is lost.
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub heartbeat_ms: u32,
+    /// Seconds without any worker connected (none joined yet, or all gone)
+    /// after which the run fails with a reason; 0 waits without end.
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(0..=scalelab::spec::MAX_JOIN_TIMEOUT_S as i64))]
+    pub join_timeout: u32,
 }
 
 impl SpecArgs {
@@ -146,6 +151,7 @@ impl SpecArgs {
                 token: self.bus.token.clone(),
                 remote_workers: self.bus.remote,
                 heartbeat_ms: self.bus.heartbeat_ms,
+                join_timeout_s: self.bus.join_timeout,
             },
         }
     }
@@ -601,7 +607,23 @@ fn faults(args: &FaultArgs) -> ExitCode {
 fn print_bus_event(e: &BusEvent) {
     match e {
         BusEvent::Listening { endpoint, token } => eprintln!(
-            "scalelab: bus listening on {endpoint}; join with: scalelab worker --connect {endpoint} --token {token}"
+            "scalelab: bus listening on {endpoint}; join with: {}",
+            join_command(endpoint, token)
+        ),
+        BusEvent::Waiting {
+            joined,
+            expected,
+            join,
+        } => eprintln!(
+            "scalelab: waiting for workers: {joined} of {expected} joined; join with: {join}"
+        ),
+        BusEvent::Declined {
+            worker,
+            host,
+            pid,
+            reason,
+        } => eprintln!(
+            "scalelab: worker {worker} ({host} pid {pid}) declined the run's workload: {reason}"
         ),
         BusEvent::WorkerJoined {
             worker,

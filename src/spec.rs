@@ -307,7 +307,13 @@ pub struct BusParams {
     pub remote_workers: u32,
     /// Heartbeat interval both ways; a peer silent for `HEARTBEAT_LIVENESS` intervals is lost.
     pub heartbeat_ms: u32,
+    /// Seconds the run may go without any worker connected (none joined yet,
+    /// or all of them gone) before it fails with a reason; 0 waits without end.
+    pub join_timeout_s: u32,
 }
+
+/// The longest `join_timeout_s` (a day); 0 means no limit.
+pub const MAX_JOIN_TIMEOUT_S: u32 = 86_400;
 
 /// Missed heartbeat intervals after which a bus peer counts as gone.
 pub const HEARTBEAT_LIVENESS: u32 = 5;
@@ -321,6 +327,7 @@ impl Default for BusParams {
             token: None,
             remote_workers: 0,
             heartbeat_ms: 250,
+            join_timeout_s: 60,
         }
     }
 }
@@ -363,6 +370,15 @@ impl BusParams {
             bad(
                 "bus.heartbeat_ms",
                 format!("{} ms is outside 10..=60000 ms", self.heartbeat_ms),
+            );
+        }
+        if self.join_timeout_s > MAX_JOIN_TIMEOUT_S {
+            bad(
+                "bus.join_timeout_s",
+                format!(
+                    "{} s is more than a day ({MAX_JOIN_TIMEOUT_S} s); 0 waits without end",
+                    self.join_timeout_s
+                ),
             );
         }
         out

@@ -35,6 +35,9 @@ pub enum Message {
     Progress { task: u32, done: u64, cpu_ns: u64 },
     /// Worker -> master: the task itself failed (not the worker): the run fails.
     Failed { task: u32, reason: String },
+    /// Bus worker -> master: this worker does not run the task's workload;
+    /// the master gives its tasks to others and stops it.
+    Declined { task: u32, reason: String },
     /// Worker -> master: the task's result.
     Done {
         task: u32,
@@ -212,6 +215,10 @@ mod tests {
             Message::Failed {
                 task: 4,
                 reason: "no answer".into(),
+            },
+            Message::Declined {
+                task: 5,
+                reason: "io is not implemented".into(),
             },
             Message::Done {
                 task: 4,

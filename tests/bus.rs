@@ -324,6 +324,13 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
     junk.raw(&[br#"{"type":"done","task":1,"#]); // truncated
     junk.raw(&[b"\xff\xfe{}"]);
     junk.raw(&[&vec![b' '; 100_000]]); // over MAX_FRAME, under ZeroMQ's cut-off
+    // A peer that has not joined is told why each frame was dropped.
+    for _ in 0..25 {
+        let Message::Refused { reason } = junk.recv() else {
+            panic!("junk gets a refusal")
+        };
+        assert!(reason.starts_with("malformed message: "), "{reason}");
+    }
     // Past ZeroMQ's cut-off: the connection is dropped before anything is allocated.
     let huge = Peer::new(&z, &endpoint);
     huge.raw(&[&vec![0u8; 2 << 20]]);
@@ -364,7 +371,6 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
         done: 1,
         cpu_ns: 0,
     });
-    join(&rogue, &token, BUS_PROTOCOL);
     let sum = task_sum(seed, task as u64, numbers);
     rogue.send(&Message::Done {
         task,
@@ -392,7 +398,7 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
         BusTally {
             malformed: 24,
             oversize: 1,
-            unexpected: 4,
+            unexpected: 3,
             duplicates: 1,
             refused: 2,
         }
@@ -774,4 +780,183 @@ fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
             "task {task} counted from the worker that lied"
         );
     }
+}
+
+#[test]
+fn a_bus_whose_workers_never_join_says_it_waits_then_fails_after_its_join_timeout() {
+    let mut bus = params(2, 250);
+    bus.join_timeout_s = 1;
+    let h = start(bus_spec(2, 4, 1000, 1, bus), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let (joined, expected, join) = wait_for(&h, 10, |e| match e {
+        Event::Bus(BusEvent::Waiting {
+            joined,
+            expected,
+            join,
+        }) => Some((*joined, *expected, join.clone())),
+        _ => None,
+    });
+    assert_eq!((joined, expected), (0, 2));
+    assert_eq!(
+        join,
+        format!("scalelab worker --connect {endpoint} --token {token}")
+    );
+    let t = Instant::now();
+    let (_, r) = finish(h, 30);
+    assert_eq!(r.status, RunStatus::Failed);
+    let reason = r.reason.unwrap();
+    assert!(
+        reason.starts_with("no worker joined within 1 s (0 of 2)"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains(&token),
+        "a reason is exported: no token in it"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+
+    // The CLI says the same, and exits 1 (a failed run).
+    let out = Command::new(EXE)
+        .args(["run", "--backend", "bus", "--workers", "2", "--remote", "2"])
+        .args(["--tasks", "2", "--numbers", "1000", "--join-timeout", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("waiting for workers: 0 of 2 joined; join with: scalelab worker --connect tcp://127.0.0.1:"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("failed: no worker joined within 1 s"), "{out}");
+}
+
+#[test]
+fn a_workload_every_connected_worker_declines_fails_the_run_with_their_reasons() {
+    let h = start(bus_spec(2, 4, 1000, 1, params(2, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let peers: Vec<Peer> = (0..2).map(|_| Peer::new(&z, &endpoint)).collect();
+    for p in &peers {
+        join(p, &token, BUS_PROTOCOL);
+        assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    }
+    for (i, p) in peers.iter().enumerate() {
+        let Message::Task { task, .. } = p.recv_real() else {
+            panic!("no task")
+        };
+        p.send(&Message::Declined {
+            task,
+            reason: format!("cpu is not implemented here ({i})"),
+        });
+        assert_eq!(p.recv_real(), Message::Stop {}, "a decliner is stopped");
+    }
+    let (events, r) = finish(h, 10);
+    assert_eq!(r.status, RunStatus::Failed);
+    let reason = r.reason.unwrap();
+    assert!(
+        reason.starts_with("no connected worker runs the cpu workload: worker "),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("cpu is not implemented here (0)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("cpu is not implemented here (1)"),
+        "{reason}"
+    );
+    let declines = events
+        .iter()
+        .filter(|e| matches!(e, Event::Bus(BusEvent::Declined { .. })))
+        .count();
+    assert_eq!(declines, 2);
+    assert_eq!(r.workers_lost, 0, "declining is not being lost");
+}
+
+#[test]
+fn a_declining_worker_hands_its_tasks_to_the_others_and_the_run_ends_right() {
+    let (tasks, numbers, seed) = (6, 2_000_000, 5);
+    let h = start(bus_spec(2, tasks, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let picky = Peer::new(&z, &endpoint);
+    join(&picky, &token, BUS_PROTOCOL);
+    let Message::Welcome { worker, .. } = picky.recv_real() else {
+        panic!("not welcomed")
+    };
+    let Message::Task { task, .. } = picky.recv_real() else {
+        panic!("no task")
+    };
+    picky.send(&Message::Declined {
+        task,
+        reason: "not today".into(),
+    });
+    assert_eq!(picky.recv_real(), Message::Stop {});
+    let (_, r) = finish(h, 60);
+    assert_complete_and_right(&r, seed, numbers);
+    assert!(r.task_timeline.iter().all(|t| t.worker != worker));
+    assert_eq!(r.workers_lost, 0);
+}
+
+#[test]
+fn a_malformed_join_and_a_second_join_are_refused_naming_why() {
+    let h = start(bus_spec(2, 4, 50_000_000, 1, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let broken = Peer::new(&z, &endpoint);
+    broken.raw(&[br#"{"type":"join","protocol":1,"token":"x"}"#]);
+    let Message::Refused { reason } = broken.recv_real() else {
+        panic!("a malformed join gets an answer")
+    };
+    assert!(reason.starts_with("malformed message: "), "{reason}");
+    assert!(reason.contains("host"), "names the missing field: {reason}");
+
+    let twice = Peer::new(&z, &endpoint);
+    join(&twice, &token, BUS_PROTOCOL);
+    let Message::Welcome { worker, .. } = twice.recv_real() else {
+        panic!("not welcomed")
+    };
+    join(&twice, &token, BUS_PROTOCOL);
+    loop {
+        match twice.recv_real() {
+            Message::Task { .. } => {}
+            Message::Refused { reason } => {
+                assert_eq!(reason, format!("already joined as worker {worker}"));
+                break;
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    let lost = wait_for(&h, 10, |e| match e {
+        Event::WorkerLost {
+            worker: w, reason, ..
+        } if *w == worker => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(lost.contains("joined a second time"), "{lost}");
+    h.cancel();
+    let (_, r) = finish(h, 10);
+    assert_eq!(r.status, RunStatus::Cancelled);
+}
+
+#[test]
+fn when_every_worker_is_gone_the_run_fails_after_its_join_timeout_naming_the_last_loss() {
+    let mut bus = params(1, 100);
+    bus.join_timeout_s = 1;
+    let h = start(bus_spec(1, 2, 50_000_000_000, 1, bus), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let silent = Peer::new(&z, &endpoint);
+    join(&silent, &token, BUS_PROTOCOL);
+    assert!(matches!(silent.recv_real(), Message::Welcome { .. }));
+    // It takes its task and then says nothing more: lost after 5 heartbeats.
+    let (_, r) = finish(h, 30);
+    assert_eq!(r.status, RunStatus::Failed);
+    let reason = r.reason.unwrap();
+    assert!(
+        reason.starts_with("no worker has been connected for 1 s; the last one: worker 0 (pid 1 on test-peer) missed its heartbeats"),
+        "{reason}"
+    );
+    assert_eq!(r.workers_lost, 1);
 }

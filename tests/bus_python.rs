@@ -137,3 +137,59 @@ fn the_python_worker_is_refused_with_a_wrong_token() {
     );
     h.cancel();
 }
+
+#[test]
+fn an_io_run_whose_only_worker_declines_io_fails_with_its_reason() {
+    require_pyzmq();
+    let mut run = RunSpec {
+        bus: BusParams {
+            remote_workers: 1,
+            ..BusParams::default()
+        },
+        ..spec(BackendKind::Bus, 1, 2, 0, 1)
+    };
+    run.workload = scalelab::spec::WorkloadKind::Io;
+    let h = start(run, options()).unwrap();
+    let (endpoint, token) = loop {
+        match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
+            Event::Bus(BusEvent::Listening { endpoint, token }) => break (endpoint, token),
+            e => assert!(!e.is_terminal(), "{e:?}"),
+        }
+    };
+    let mut py = Command::new("python3")
+        .args([WORKER, "--connect", &endpoint, "--token", &token])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let report = loop {
+        match h.events.recv_timeout(Duration::from_secs(30)) {
+            Ok(Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r)) => break r,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = py.kill();
+                panic!("the run neither ended nor failed: a silent hang");
+            }
+        }
+    };
+    h.join();
+    assert_eq!(report.status, RunStatus::Failed);
+    let reason = report.reason.unwrap();
+    assert!(
+        reason.starts_with("no connected worker runs the io workload: worker 0 (")
+            && reason.ends_with("io is not implemented by the python worker"),
+        "{reason}"
+    );
+    // It was sent `stop`, and leaves cleanly.
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = py.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the Python worker stays"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+}

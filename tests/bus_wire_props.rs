@@ -34,6 +34,7 @@ fn any_message() -> impl Strategy<Value = Message> {
                 latency_ms,
             }),
         (any::<u32>(), ".{0,40}").prop_map(|(task, reason)| Message::Failed { task, reason }),
+        (any::<u32>(), ".{0,40}").prop_map(|(task, reason)| Message::Declined { task, reason }),
         (any::<u32>(), "[0-9.:]{0,30}", any::<u32>(), any::<u32>()).prop_map(
             |(task, addr, requests, latency_ms)| Message::Task {
                 task,

@@ -609,3 +609,49 @@ fn the_folder_dialog_never_blocks_the_window_and_its_answer_is_reported() {
         assert_eq!(h.state().state.export_dir, before);
     }
 }
+
+#[test]
+fn a_bus_waiting_for_its_workers_says_so_and_copies_the_join_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(app(dir.path()));
+    h.run_steps(2);
+    small_run(&mut h, "2");
+    h.get_by_label("bus").click();
+    h.run_steps(2);
+    set_field(&mut h, "Remote workers", "2");
+    h.get_by_label("Run").click();
+    h.step();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h
+        .query_by_label("waiting for workers: 0 of 2 joined")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no waiting line");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.get_by_label("Copy join command").click();
+    h.step();
+    let copied: Vec<String> = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    assert!(
+        copied[0].starts_with("scalelab worker --connect tcp://127.0.0.1:")
+            && copied[0].contains(" --token "),
+        "{copied:?}"
+    );
+    h.get_by_label("Cancel").click();
+    step_until(&mut h, "the cancel", |a| !a.is_running());
+    assert!(
+        h.query_by_label("waiting for workers: 0 of 2 joined")
+            .is_none()
+    );
+}

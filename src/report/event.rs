@@ -119,12 +119,31 @@ pub enum BusEvent {
         /// Started by this run (else it joined from elsewhere).
         local: bool,
     },
+    /// Fewer workers are connected than the run has: `joined` of `expected`.
+    /// Sent when the count changes; `join` is the command that joins.
+    Waiting {
+        joined: u32,
+        expected: u32,
+        join: String,
+    },
     /// A peer's join was refused (wrong token, protocol, too many workers).
     Refused { peer: String, reason: String },
+    /// A worker does not run this run's workload; its tasks went to others and it was stopped.
+    Declined {
+        worker: u32,
+        host: String,
+        pid: u32,
+        reason: String,
+    },
     /// A frame was dropped (malformed, oversize, unexpected); only the first few are reported.
     Dropped { peer: String, reason: String },
     /// Totals of dropped frames, sent once as the run ends.
     Tally(BusTally),
+}
+
+/// The command that joins a worker to a bus listening on `endpoint`.
+pub fn join_command(endpoint: &str, token: &str) -> String {
+    format!("scalelab worker --connect {endpoint} --token {token}")
 }
 
 /// What the bus master dropped during a run, by cause.

@@ -16,6 +16,7 @@ fn kind(m: &Message) -> &'static str {
         Message::Progress { .. } => "progress",
         Message::Done { .. } => "done",
         Message::Failed { .. } => "failed",
+        Message::Declined { .. } => "declined",
         Message::Join { .. } => "join",
         Message::Welcome { .. } => "welcome",
         Message::Refused { .. } => "refused",
@@ -89,17 +90,21 @@ impl Master<'_> {
         let Some(body) = m.body else {
             self.tally.malformed += 1;
             self.dropped(at, "not exactly one frame".into());
+            self.refuse_stranger(at, &m.id, "malformed message: not exactly one frame");
             return Ok(());
         };
         let msg = match wire::decode(&body) {
             Ok(msg) => msg,
             Err(FrameError::TooLarge(n)) => {
                 self.tally.oversize += 1;
-                self.dropped(at, format!("frame of {n} bytes exceeds {MAX_FRAME}"));
+                let why = format!("frame of {n} bytes exceeds {MAX_FRAME}");
+                self.refuse_stranger(at, &m.id, &format!("malformed message: {why}"));
+                self.dropped(at, why);
                 return Ok(());
             }
             Err(e) => {
                 self.tally.malformed += 1;
+                self.refuse_stranger(at, &m.id, &format!("malformed message: {e}"));
                 self.dropped(at, e.to_string());
                 return Ok(());
             }
@@ -129,6 +134,20 @@ impl Master<'_> {
                 Ok(())
             }
             (Some(_), Message::Heartbeat {}) => Ok(()),
+            (Some(i), msg @ Message::Join { .. }) => {
+                self.count_unwanted(at, &msg);
+                let worker = self.peers[i].worker;
+                let reason = format!("already joined as worker {worker}");
+                let _ = self.send(&m.id, &Message::Refused { reason });
+                self.lose(Some(i), None, "joined a second time".into())
+            }
+            (Some(i), Message::Declined { task, reason }) => {
+                if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
+                    self.count_unwanted(at, &Message::Declined { task, reason });
+                    return Ok(());
+                }
+                self.on_declined(i, task, reason)
+            }
             (Some(i), Message::Progress { task, done, cpu_ns }) => {
                 if self.peers[i].running.as_ref().map(|t| t.task) != Some(task) {
                     self.count_unwanted(at, &Message::Progress { task, done, cpu_ns });
@@ -176,6 +195,48 @@ impl Master<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Answers a connection that has not joined with why its message was
+    /// dropped, so that a worker with a broken `join` need not wait out its
+    /// timeout. Joined workers get no answer to garbage: it is only counted.
+    fn refuse_stranger(&self, at: Option<usize>, id: &[u8], reason: &str) {
+        if at.is_none() {
+            let reason = reason.to_string();
+            let _ = self.send(id, &Message::Refused { reason });
+        }
+    }
+
+    /// Worker `i` does not run this run's workload: its tasks go back, first
+    /// in line and without charging a retry (nothing was lost), it is told to
+    /// stop, and when no other worker is left the run fails with the reasons.
+    fn on_declined(&mut self, i: usize, task: u32, reason: String) -> Result<(), String> {
+        if self.peers[i].child.is_some() {
+            // scalelab's own workers run every workload: this one is broken.
+            return self.lose(Some(i), None, format!("declined task {task}: {reason}"));
+        }
+        let p = self.peers.remove(i);
+        let _ = self.send(&p.id, &Message::Stop {});
+        self.ledger.add_cpu(super::reported_cpu(p.cpu_ns));
+        let held = p.running.map(|t| t.task).into_iter().chain(p.queued);
+        self.ledger.return_waiting(held);
+        let who = format!("worker {} ({} pid {})", p.worker, p.host, p.pid);
+        self.declines.push(format!("{who}: {reason}"));
+        self.last_loss = Some(format!("{who} declined the workload: {reason}"));
+        self.ctx.emit(Event::Bus(BusEvent::Declined {
+            worker: p.worker,
+            host: p.host,
+            pid: p.pid,
+            reason,
+        }));
+        if self.manned() {
+            return Ok(());
+        }
+        Err(format!(
+            "no connected worker runs the {} workload: {}",
+            self.ctx.spec.workload,
+            self.declines.join("; ")
+        ))
     }
 
     /// Counts a valid message that its sender had no business sending.

@@ -24,7 +24,7 @@ use crate::backends::InFlight;
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::backends::ledger::{Ledger, RetryPolicy};
 use crate::metrics::clocks::{CpuTimes, reap_child};
-use crate::report::event::{BusEvent, BusTally, Event};
+use crate::report::event::{BusEvent, BusTally, Event, join_command};
 use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
 
@@ -86,6 +86,14 @@ struct Master<'a> {
     ledger: Ledger,
     next_worker: u32,
     tally: BusTally,
+    /// Since when no worker has been connected, joined or starting (`None` while one is).
+    unmanned_since: Option<Instant>,
+    /// The joined count last reported in a `Waiting` event.
+    waiting_shown: Option<u32>,
+    /// Why the last worker was lost, for the reason a run gives when none is left.
+    last_loss: Option<String>,
+    /// Workers that declined the run's workload, with their reasons.
+    declines: Vec<String>,
 }
 
 /// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
@@ -278,6 +286,7 @@ impl<'a> Master<'a> {
             Some(how) => format!("worker {worker} ({place}) {why} and {how}"),
             None => format!("worker {worker} ({place}) {why}"),
         };
+        self.last_loss = Some(reason.clone());
         let (requeued, waiting) = match peer {
             Some(p) => (p.running.map(|t| t.task), p.queued),
             None => (None, VecDeque::new()),
@@ -351,6 +360,52 @@ impl<'a> Master<'a> {
         let _ = self.socket.set_linger(linger);
     }
 
+    /// True while some worker is connected, or a local one is starting.
+    fn manned(&self) -> bool {
+        !self.peers.is_empty() || self.children.iter().any(|c| c.alive)
+    }
+
+    /// Says how many workers have joined when that changes while some are
+    /// missing, and fails the run once no worker at all has been connected for
+    /// the join timeout: a bus whose workers never come must not wait unseen.
+    fn watch_attendance(&mut self) -> Result<(), String> {
+        let joined = self.peers.len() as u32;
+        let expected = self.ctx.spec.workers;
+        if self.ctx.spec.bus.remote_workers > 0
+            && joined < expected
+            && self.waiting_shown != Some(joined)
+        {
+            self.ctx.emit(Event::Bus(BusEvent::Waiting {
+                joined,
+                expected,
+                join: join_command(&self.endpoint, &self.token),
+            }));
+            self.waiting_shown = Some(joined);
+        } else if joined >= expected {
+            self.waiting_shown = None;
+        }
+        if self.manned() {
+            self.unmanned_since = None;
+            return Ok(());
+        }
+        let since = *self.unmanned_since.get_or_insert_with(Instant::now);
+        let limit_s = self.ctx.spec.bus.join_timeout_s;
+        if limit_s == 0 || since.elapsed() < Duration::from_secs(limit_s as u64) {
+            return Ok(());
+        }
+        let why = match &self.last_loss {
+            None => format!(
+                "no worker joined within {limit_s} s (0 of {expected}) at {}; \
+                 start them with the join command shown when the run began",
+                self.endpoint
+            ),
+            Some(last) => {
+                format!("no worker has been connected for {limit_s} s; the last one: {last}")
+            }
+        };
+        Err(format!("{why} (--join-timeout 0 waits without end)"))
+    }
+
     /// The master's loop: until every task is done, the run is cancelled, or it fails.
     fn serve(&mut self) -> Result<(), String> {
         let mut next_beat = Instant::now() + self.heartbeat;
@@ -363,6 +418,7 @@ impl<'a> Master<'a> {
             let now = Instant::now();
             if now >= next_check {
                 self.check_children()?;
+                self.watch_attendance()?;
                 next_check = now + TICK;
             }
             if now >= next_beat {
@@ -413,6 +469,10 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         ledger: Ledger::new(&ctx.spec, RetryPolicy::BUS),
         next_worker: 0,
         tally: BusTally::default(),
+        unmanned_since: None,
+        waiting_shown: None,
+        last_loss: None,
+        declines: Vec::new(),
     };
     let local = master.local_workers();
     let result = (0..local)

@@ -10,7 +10,7 @@ use egui::TextureHandle;
 use egui_plot::PlotPoint;
 use serde::{Deserialize, Serialize};
 
-use crate::report::event::{BusEvent, Event, Sample, TaskRecord};
+use crate::report::event::{BusEvent, Event, Sample, TaskRecord, join_command};
 use crate::report::gil::GilHold;
 use crate::report::{RunReport, RunStatus};
 use crate::spec::RunSpec;
@@ -164,6 +164,8 @@ pub struct LiveRun {
     gil_holds: Vec<GilHold>,
     /// What the bus said: where it listens, who joined or was refused.
     bus_notes: Vec<String>,
+    /// While the bus waits for workers: joined, expected, and the join command.
+    pub bus_waiting: Option<(u32, u32, String)>,
 }
 
 /// Most GIL holds kept for the chart (a long run hands over every few ms).
@@ -199,6 +201,7 @@ impl LiveRun {
             tasks_finished: 0,
             gil_holds: Vec::new(),
             bus_notes: Vec::new(),
+            bus_waiting: None,
         }
     }
 
@@ -259,6 +262,15 @@ impl LiveRun {
                 }
             }
             Event::Bus(e) => {
+                match e {
+                    BusEvent::Waiting {
+                        joined,
+                        expected,
+                        join,
+                    } => self.bus_waiting = Some((*joined, *expected, join.clone())),
+                    BusEvent::WorkerJoined { .. } => self.bus_waiting = None,
+                    _ => {}
+                }
                 if let Some(note) = bus_note(e)
                     && self.bus_notes.len() < MAX_BUS_NOTES
                 {
@@ -266,6 +278,7 @@ impl LiveRun {
                 }
             }
             Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => {
+                self.bus_waiting = None;
                 for lane in &mut self.lanes {
                     lane.running = None;
                 }
@@ -367,8 +380,15 @@ impl LiveRun {
 fn bus_note(e: &BusEvent) -> Option<String> {
     Some(match e {
         BusEvent::Listening { endpoint, token } => format!(
-            "listening on {endpoint}; join with: scalelab worker --connect {endpoint} --token {token}"
+            "listening on {endpoint}; join with: {}",
+            join_command(endpoint, token)
         ),
+        BusEvent::Declined {
+            worker,
+            host,
+            pid,
+            reason,
+        } => format!("worker {worker} ({host} pid {pid}) declined the workload: {reason}"),
         BusEvent::WorkerJoined {
             worker,
             host,

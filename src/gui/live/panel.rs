@@ -199,6 +199,22 @@ fn run_line(ui: &mut Ui, live: &LiveRun, state: RichText) {
                 .color(ui.visuals().warn_fg_color),
         );
     }
+    if let Some((joined, expected, join)) = &live.bus_waiting {
+        ui.label(
+            RichText::new(format!(
+                "waiting for workers: {joined} of {expected} joined"
+            ))
+            .color(ui.visuals().warn_fg_color),
+        )
+        .on_hover_text(format!("join with: {join}"));
+        if ui
+            .small_button("Copy join command")
+            .on_hover_text(join.as_str())
+            .clicked()
+        {
+            ui.ctx().copy_text(join.clone());
+        }
+    }
     if let Some(note) = live.bus_notes.first() {
         if live.bus_notes.len() > 1 {
             ui.label(RichText::new(format!("{} bus event(s)", live.bus_notes.len() - 1)).small())
