@@ -168,7 +168,17 @@ fn control(mut ctx: RunContext) {
     for r in &outcome.records {
         sums[r.task as usize] = Some(r.sum);
     }
-    let (status, reason) = match outcome.ending {
+    // Checked: validation bounds every task's sum (RunSpec::problems) and the
+    // ledger refuses a result beyond its task's bound, so this cannot overflow
+    // unless both were bypassed; then the run fails instead of wrapping.
+    let total = checked_total(&sums);
+    let ending = match (total, outcome.ending) {
+        (None, Ending::Completed) => {
+            Ending::Failed("the sums' total does not fit in 64 bits".to_string())
+        }
+        (_, ending) => ending,
+    };
+    let (status, reason) = match ending {
         Ending::Completed => (RunStatus::Ok, None),
         Ending::Cancelled => (
             RunStatus::Cancelled,
@@ -182,7 +192,7 @@ fn control(mut ctx: RunContext) {
         spec: ctx.spec.clone(),
         status,
         reason,
-        total: sums.iter().flatten().sum(),
+        total: total.unwrap_or(u64::MAX),
         sums,
         wall_s,
         user_s: cpu.user_s,
@@ -206,6 +216,13 @@ fn control(mut ctx: RunContext) {
         RunStatus::Cancelled => Event::Cancelled(boxed),
         RunStatus::Failed => Event::Failed(boxed),
     });
+}
+
+/// The sum of the finished tasks' sums; `None` when it does not fit in a u64.
+fn checked_total(sums: &[Option<u64>]) -> Option<u64> {
+    sums.iter()
+        .flatten()
+        .try_fold(0u64, |total, &s| total.checked_add(s))
 }
 
 /// The observer's CPU seconds over the samples (each covers the time since the one before).
@@ -267,5 +284,21 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
         if closed {
             return out;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_total;
+
+    #[test]
+    fn the_total_skips_unfinished_tasks_and_never_wraps() {
+        assert_eq!(checked_total(&[Some(3), None, Some(4)]), Some(7));
+        assert_eq!(checked_total(&[None, None]), Some(0));
+        assert_eq!(
+            checked_total(&[Some(u64::MAX - 1), Some(1)]),
+            Some(u64::MAX)
+        );
+        assert_eq!(checked_total(&[Some(u64::MAX), Some(1)]), None);
     }
 }
