@@ -51,13 +51,14 @@ window_pkgs=(
 test_pkgs=(
   python3             # tests/compare.rs: "python3 is needed" (it compares against CPython)
 )
-# The full suite also needs (see .ci/run): xdotool for tests/gui_cancel.rs, ip
+# The full suite also needs (see .ci/run): xdotool for tests/gui_cancel.rs and
+# tests/gui_window.rs, xprop (x11-utils) for tests/gui_window.rs, ip
 # for tests/bus_netns.rs, pyzmq for tests/bus_python.rs (Debian's python3-zmq),
 # desktop-file-validate for tests/packaging.rs.
 # tests/bus_netns.rs binds the address of a veth pair it makes; here that pair
 # lives inside the run's own network namespace (see in_root_offline), which
 # has no way out.
-heavy_pkgs=(xdotool iproute2 python3-zmq desktop-file-utils)
+heavy_pkgs=(xdotool x11-utils iproute2 python3-zmq desktop-file-utils)
 
 heavy=0 prove=0 keep=0 custom=
 while [ $# -gt 0 ]; do

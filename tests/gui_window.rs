@@ -102,3 +102,95 @@ fn without_a_display_the_app_says_so() {
     assert!(stderr.contains("cannot open the window"), "{stderr}");
     assert!(stderr.contains("xvfb-run"), "{stderr}");
 }
+
+/// Runs `prog args` and returns its stdout, panicking with its stderr if it fails.
+fn output_of(prog: &str, args: &[&str]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} runs (apt-get install xdotool x11-utils): {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a window list (a taskbar, a window switcher) reads off a window: the
+/// icon in `_NET_WM_ICON`, pixel for pixel the 128 px PNG of assets/icons, and
+/// the class `scalelab`, which the desktop entry's StartupWMClass names.
+#[test]
+fn the_real_window_carries_the_apps_icon_and_class_for_window_lists() {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "this test reads X properties of a real window: run the tests as `xvfb-run -a cargo test --features heavy`"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalelab"))
+        .args(["gui", "--run", "threads:1", "--tasks", "1"])
+        .args(["--numbers", "100000000000", "--exit"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the scalelab binary starts");
+    let pid = child.id().to_string();
+    let found = (|| {
+        for _ in 0..150 {
+            let out = Command::new("xdotool")
+                .args(["search", "--pid", &pid, "--name", "^scalelab$"])
+                .output()
+                .expect("xdotool runs (apt-get install xdotool)");
+            let ids = String::from_utf8_lossy(&out.stdout);
+            if let Some(id) = ids.lines().next() {
+                return Some(id.to_string());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        None
+    })();
+    let props = found.map(|w| {
+        (
+            output_of("xprop", &["-id", &w, "WM_CLASS"]),
+            output_of(
+                "xprop",
+                &[
+                    "-id",
+                    &w,
+                    "-notype",
+                    "-f",
+                    "_NET_WM_ICON",
+                    "32c",
+                    "_NET_WM_ICON",
+                ],
+            ),
+        )
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (class, icon) = props.expect("the window appeared within 15 s");
+
+    assert!(class.contains("\"scalelab\""), "{class}");
+    let values: Vec<u32> = icon
+        .split_once('=')
+        .expect("_NET_WM_ICON is set")
+        .1
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    let png = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/icons/scalelab-128.png"
+    ))
+    .unwrap()
+    .to_rgba8();
+    assert_eq!(&values[..2], &[128, 128], "a 128 x 128 icon");
+    let argb: Vec<u32> = png
+        .pixels()
+        .map(|p| {
+            let [r, g, b, a] = p.0.map(u32::from);
+            a << 24 | r << 16 | g << 8 | b
+        })
+        .collect();
+    assert_eq!(values.len(), 2 + argb.len());
+    assert!(values[2..] == argb[..], "the window's icon is the app's");
+    assert!(argb.iter().any(|&p| p >> 24 == 255), "and not blank");
+}
