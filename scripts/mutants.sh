@@ -6,6 +6,8 @@
 # bugs (running the whole suite per mutant would take days on 2 cores):
 #
 #   kernel    src/workload/               unit tests
+#   io        src/workload/io.rs, src/backends/task_exec.rs (the task plan)
+#                                         unit tests, backends
 #   wire      src/wire.rs                 unit tests, wire property tests, bus
 #   report    src/report/ src/metrics/    unit tests, backends, gui_app (exports, history)
 #   engine    src/engine/, src/spec.rs    unit tests, backends, cancel, models
@@ -35,6 +37,7 @@ done
 
 case "$scope" in
   kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
+  io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test backends) ;;
   wire) files=(src/wire.rs); tests=(--lib --test bus_wire_props --test bus) ;;
   report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
     src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
@@ -44,7 +47,7 @@ case "$scope" in
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)
     tests=(--lib --test backends --test bus --test cancel --test models) ;;
   form) files=(src/gui/controls.rs); tests=(--lib --test gui_app --test gui_live --test input_props) ;;
-  *) echo "mutants.sh: unknown scope $scope (kernel, wire, report, engine, backends, form)" >&2; exit 2 ;;
+  *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, backends, form)" >&2; exit 2 ;;
 esac
 
 if ! cargo mutants --version >/dev/null 2>&1; then
