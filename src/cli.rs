@@ -128,6 +128,11 @@ pub struct BusArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u32).range(0..=scalelab::spec::MAX_JOIN_TIMEOUT_S as i64))]
     pub join_timeout: u32,
+    /// Percent of remote workers' results the master recomputes to catch a
+    /// worker that lies (chosen at random, besides each one's first result).
+    #[arg(long, default_value_t = 5, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub verify: u32,
 }
 
 impl SpecArgs {
@@ -152,6 +157,7 @@ impl SpecArgs {
                 remote_workers: self.bus.remote,
                 heartbeat_ms: self.bus.heartbeat_ms,
                 join_timeout_s: self.bus.join_timeout,
+                verify_percent: self.bus.verify,
             },
         }
     }
@@ -478,6 +484,16 @@ fn print_text(r: &RunReport) {
             );
         }
     }
+    if let Some(v) = &r.verification {
+        let _ = writeln!(
+            out,
+            "verified: {} remote result(s) recomputed (each worker's first, then {} %), {} wrong",
+            v.verified, v.percent, v.mismatches
+        );
+        for e in &v.evicted {
+            let _ = writeln!(out, "  evicted {e}");
+        }
+    }
     if let Some(why) = &r.reason {
         let _ = writeln!(out, "{}: {why}", r.status.name());
     }
@@ -617,6 +633,9 @@ fn print_bus_event(e: &BusEvent) {
         } => eprintln!(
             "scalelab: waiting for workers: {joined} of {expected} joined; join with: {join}"
         ),
+        BusEvent::Evicted { reason, .. } => {
+            eprintln!("scalelab: evicted a worker with a wrong result: {reason}")
+        }
         BusEvent::Declined {
             worker,
             host,

@@ -310,6 +310,9 @@ pub struct BusParams {
     /// Seconds the run may go without any worker connected (none joined yet,
     /// or all of them gone) before it fails with a reason; 0 waits without end.
     pub join_timeout_s: u32,
+    /// Percent of remote workers' results the master recomputes, chosen at
+    /// random, besides each remote worker's first (0: only the first).
+    pub verify_percent: u32,
 }
 
 /// The longest `join_timeout_s` (a day); 0 means no limit.
@@ -328,6 +331,7 @@ impl Default for BusParams {
             remote_workers: 0,
             heartbeat_ms: 250,
             join_timeout_s: 60,
+            verify_percent: 5,
         }
     }
 }
@@ -370,6 +374,12 @@ impl BusParams {
             bad(
                 "bus.heartbeat_ms",
                 format!("{} ms is outside 10..=60000 ms", self.heartbeat_ms),
+            );
+        }
+        if self.verify_percent > 100 {
+            bad(
+                "bus.verify_percent",
+                format!("{} % is more than 100 %", self.verify_percent),
             );
         }
         if self.join_timeout_s > MAX_JOIN_TIMEOUT_S {

@@ -960,3 +960,88 @@ fn when_every_worker_is_gone_the_run_fails_after_its_join_timeout_naming_the_las
     );
     assert_eq!(r.workers_lost, 1);
 }
+
+#[test]
+fn a_worker_that_lies_plausibly_is_caught_evicted_and_its_results_run_again() {
+    // Two honest local workers and one remote liar whose every sum is off by
+    // one: inside the bounds, so only recomputing it can tell.
+    let (tasks, numbers, seed) = (24, 2_000_000, 9);
+    let h = start(bus_spec(3, tasks, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let liar = std::thread::spawn(move || {
+        let z = zmq::Context::new();
+        let p = Peer::new(&z, &endpoint);
+        join(&p, &token, BUS_PROTOCOL);
+        let Message::Welcome { worker, .. } = p.recv_real() else {
+            panic!("not welcomed")
+        };
+        let mut answered = 0;
+        loop {
+            match p.recv_real() {
+                Message::Task {
+                    task,
+                    seed,
+                    numbers,
+                    ..
+                } => {
+                    p.send(&Message::Done {
+                        task,
+                        sum: task_sum(seed, task as u64, numbers) + 1,
+                        cpu_ns: 1_000_000,
+                        latency_ms: vec![],
+                    });
+                    answered += 1;
+                }
+                Message::Refused { reason } | Message::Failed { reason, .. } => {
+                    return (worker, answered, reason);
+                }
+                Message::Stop {} => return (worker, answered, "stopped".into()),
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+    });
+    let (events, r) = finish(h, 120);
+    let (liar_worker, answered, farewell) = liar.join().unwrap();
+    assert!(answered >= 1);
+    assert!(farewell.contains("failed its spot-check"), "{farewell}");
+    assert_complete_and_right(&r, seed, numbers);
+    assert!(
+        r.task_timeline.iter().all(|t| t.worker != liar_worker),
+        "no result of the liar's is kept"
+    );
+    let v = r.verification.expect("the report says what was checked");
+    assert!(v.verified >= 1 && v.mismatches >= 1, "{v:?}");
+    assert_eq!(v.evicted.len(), 1, "{v:?}");
+    assert!(
+        v.evicted[0].starts_with(&format!("worker {liar_worker} (pid 1 on test-peer): task ")),
+        "named: {v:?}"
+    );
+    let evictions = events
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Bus(BusEvent::Evicted { worker, .. }) if *worker == liar_worker),
+        )
+        .count();
+    assert_eq!(evictions, 1);
+}
+
+#[test]
+fn honest_remote_workers_pass_their_spot_checks() {
+    let (tasks, numbers, seed) = (8, 1_000_000, 4);
+    let mut bus = params(2, 250);
+    bus.verify_percent = 100;
+    let h = start(bus_spec(2, tasks, numbers, seed, bus), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let mut workers = [
+        join_worker(&endpoint, &token),
+        join_worker(&endpoint, &token),
+    ];
+    let (_, r) = finish(h, 60);
+    for w in &mut workers {
+        let _ = w.wait();
+    }
+    assert_complete_and_right(&r, seed, numbers);
+    let v = r.verification.unwrap();
+    assert_eq!((v.verified, v.mismatches, v.percent), (tasks, 0, 100));
+    assert!(v.evicted.is_empty());
+}

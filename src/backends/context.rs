@@ -11,6 +11,7 @@ use crossbeam_channel::Sender;
 
 use crate::metrics::clocks::CpuTimes;
 use crate::metrics::meter::RunMeter;
+use crate::report::Verification;
 use crate::report::event::{Event, TaskRecord};
 use crate::report::gil::GilReport;
 use crate::spec::RunSpec;
@@ -133,6 +134,8 @@ pub struct BackendOutcome {
     /// Latency of every answered request (I/O workloads).
     pub latencies_ms: Vec<f32>,
     pub gil: Option<GilReport>,
+    /// The bus master's spot-checks (the `bus` backend with remote workers).
+    pub verification: Option<Verification>,
 }
 
 impl BackendOutcome {
@@ -145,6 +148,7 @@ impl BackendOutcome {
             workers_lost: 0,
             latencies_ms: Vec::new(),
             gil: None,
+            verification: None,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         workers_lost: 0,
         latencies_ms: latencies,
         gil: None,
+        verification: None,
     }
 }
 

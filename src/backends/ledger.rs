@@ -187,6 +187,26 @@ impl Ledger {
         Some(record)
     }
 
+    /// Every result `worker` gave is struck out (it was caught giving a wrong
+    /// one): those tasks go back first in line, in order, no retry charged.
+    /// Returns them.
+    pub fn reopen_worker(&mut self, worker: u32) -> Vec<u32> {
+        let mut reopened = Vec::new();
+        self.records.retain(|r| {
+            let theirs = r.worker == worker;
+            if theirs {
+                reopened.push(r.task);
+            }
+            !theirs
+        });
+        reopened.sort_unstable();
+        for &t in &reopened {
+            self.finished[t as usize] = false;
+        }
+        self.return_waiting(reopened.iter().copied());
+        reopened
+    }
+
     /// CPU time of workers, as their processes are reaped (or as they report it).
     pub fn add_cpu(&mut self, cpu: CpuTimes) {
         self.cpu = self.cpu + cpu;
@@ -228,6 +248,7 @@ impl Ledger {
             workers_lost: self.lost,
             latencies_ms: self.latencies,
             gil: None,
+            verification: None,
         }
     }
 }
@@ -373,5 +394,28 @@ mod tests {
         assert_eq!((o.cpu.user_s, o.cpu.sys_s), (2.0, 0.5));
         assert_eq!(o.latencies_ms, [1.0, 2.0]);
         assert_eq!(o.workers_lost, 0);
+    }
+
+    #[test]
+    fn a_caught_workers_results_are_struck_out_and_queued_again() {
+        let mut l = Ledger::new(&spec(4), RetryPolicy::BUS);
+        let mut take = |l: &mut Ledger, worker: u32| {
+            let task = l.next_task().unwrap();
+            let sum = 1000 + task as u64;
+            l.finish(&InFlight::new(task, 0.0, 0), worker, sum, 1.0, 0)
+                .unwrap();
+        };
+        take(&mut l, 7);
+        take(&mut l, 8);
+        take(&mut l, 7);
+        assert_eq!(l.reopen_worker(7), [0, 2]);
+        assert!(!l.is_finished(0) && l.is_finished(1) && !l.is_finished(2));
+        assert_eq!(l.next_task(), Some(0), "first in line");
+        assert_eq!(l.next_task(), Some(2));
+        assert_eq!(l.next_task(), Some(3));
+        assert!(l.reopen_worker(7).is_empty());
+        let out = l.outcome(Ending::Completed);
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].worker, 8);
     }
 }

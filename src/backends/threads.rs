@@ -128,6 +128,7 @@ pub fn run_pool<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
         workers_lost: 0,
         latencies_ms: latencies.into_inner().unwrap_or_default(),
         gil: None,
+        verification: None,
     }
 }
 

@@ -209,6 +209,7 @@ fn control(mut ctx: RunContext) {
         cpu_timeline: samples,
         io: IoStats::from_latencies(outcome.latencies_ms),
         gil: outcome.gil,
+        verification: outcome.verification,
     };
     let boxed = Box::new(report);
     ctx.emit(match status {

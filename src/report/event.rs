@@ -128,6 +128,13 @@ pub enum BusEvent {
     },
     /// A peer's join was refused (wrong token, protocol, too many workers).
     Refused { peer: String, reason: String },
+    /// A remote worker's result failed its spot-check: the worker was evicted
+    /// and every result it gave (`reopened`) is run again elsewhere.
+    Evicted {
+        worker: u32,
+        reason: String,
+        reopened: Vec<u32>,
+    },
     /// A worker does not run this run's workload; its tasks went to others and it was stopped.
     Declined {
         worker: u32,

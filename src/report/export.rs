@@ -191,6 +191,7 @@ mod tests {
             cpu_timeline: vec![],
             io: None,
             gil: None,
+            verification: None,
         }
     }
 

@@ -131,6 +131,7 @@ fn summary_of(r: &RunReport) -> RunReport {
             holds_dropped: g.holds_dropped + g.holds.len() as u64,
             ..g.clone()
         }),
+        verification: r.verification.clone(),
     }
 }
 
@@ -165,6 +166,7 @@ mod tests {
             }],
             io: None,
             gil: None,
+            verification: None,
         }
     }
 

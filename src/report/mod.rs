@@ -70,6 +70,23 @@ pub struct RunReport {
     /// What the emulated GIL did (the `gil` backend).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gil: Option<GilReport>,
+    /// The bus master's spot-checks of remote workers' results (the `bus`
+    /// backend, when remote workers answered).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verification: Option<Verification>,
+}
+
+/// What the bus master recomputed of remote workers' results, and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Percent of remote results recomputed (besides each remote worker's first).
+    pub percent: u32,
+    /// Results recomputed.
+    pub verified: u32,
+    /// Results whose sum was not the task's.
+    pub mismatches: u32,
+    /// Workers evicted for a wrong sum, by name, with the evidence.
+    pub evicted: Vec<String>,
 }
 
 /// Request latency statistics of a run.
@@ -145,6 +162,7 @@ pub(crate) mod tests_support {
             cpu_timeline: Vec::new(),
             io: None,
             gil: None,
+            verification: None,
         }
     }
 }

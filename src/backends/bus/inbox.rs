@@ -325,6 +325,10 @@ impl Master<'_> {
             cpu_ns: 0,
             last_heard: Instant::now(),
         });
+        if child.is_none() {
+            self.remote_names
+                .insert(worker, format!("worker {worker} (pid {pid} on {host})"));
+        }
         self.ctx.emit(Event::WorkerStarted {
             worker,
             kind: WorkerKind::Process,
@@ -387,6 +391,9 @@ impl Master<'_> {
             .ledger
             .finish(&held, worker, sum, self.ctx.now_s(), cpu_ns)
         {
+            if self.peers[i].child.is_none() && self.verifier.wants(worker, task) {
+                self.verifier.submit(task, worker, sum)?;
+            }
             self.peers[i].short_tasks =
                 record.end_s - record.start_s < PREFETCH_BELOW.as_secs_f64();
             self.ctx.emit(Event::TaskFinished(record));

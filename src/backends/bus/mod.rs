@@ -11,6 +11,7 @@
 
 mod children;
 mod inbox;
+mod verify;
 pub mod worker;
 
 use crate::metrics::clocks::{child_exited as exited, kill_child as kill, wait_child_exited};
@@ -94,6 +95,13 @@ struct Master<'a> {
     last_loss: Option<String>,
     /// Workers that declined the run's workload, with their reasons.
     declines: Vec<String>,
+    /// Recomputes a sample of remote workers' results.
+    verifier: verify::Verifier,
+    /// Every remote worker's name ("worker 3 (pid 42 on box)"), kept after it
+    /// leaves: a wrong sum may be found once it has gone.
+    remote_names: std::collections::HashMap<u32, String>,
+    /// Remote workers caught with a wrong sum (never welcomed back by number).
+    evicted: std::collections::HashSet<u32>,
 }
 
 /// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
@@ -148,13 +156,54 @@ impl<'a> Master<'a> {
         self.ctx.spec.bus.local_workers(self.ctx.spec.workers)
     }
 
+    /// Every task has its result, and every result being checked has been.
     fn done(&self) -> bool {
-        self.ledger.done()
+        self.ledger.done() && self.verifier.pending() == 0
     }
 
-    /// The ledger, the rest of the master (its socket first of all) dropped.
-    fn into_ledger(self) -> Ledger {
-        self.ledger
+    /// The ledger and the checker, the rest of the master (its socket first
+    /// of all) dropped.
+    fn into_parts(self) -> (Ledger, verify::Verifier) {
+        (self.ledger, self.verifier)
+    }
+
+    /// Acts on recomputed results: a worker caught with a wrong sum is
+    /// evicted, and every result it gave is struck out and run again elsewhere.
+    fn take_verdicts(&mut self) -> Result<(), String> {
+        for v in self.verifier.verdicts() {
+            if v.holds() || !self.evicted.insert(v.worker) {
+                continue;
+            }
+            let name = self
+                .remote_names
+                .get(&v.worker)
+                .cloned()
+                .unwrap_or_else(|| format!("worker {}", v.worker));
+            if let Some(i) = self.peers.iter().position(|p| p.worker == v.worker) {
+                let p = self.peers.remove(i);
+                let reason = format!("task {} failed its spot-check", v.task);
+                let _ = self.send(&p.id, &Message::Refused { reason });
+                self.ledger.add_cpu(reported_cpu(p.cpu_ns));
+                let held = p.running.map(|t| t.task).into_iter().chain(p.queued);
+                self.ledger.return_waiting(held);
+            }
+            let reopened = self.ledger.reopen_worker(v.worker);
+            let evidence = format!(
+                "{name}: task {} summed to {}, not {}; its {} result(s) are run again",
+                v.task,
+                v.claimed,
+                v.expected,
+                reopened.len()
+            );
+            self.last_loss = Some(format!("{name} was evicted for a wrong sum"));
+            self.verifier.evicted(evidence.clone());
+            self.ctx.emit(Event::Bus(BusEvent::Evicted {
+                worker: v.worker,
+                reason: evidence,
+                reopened,
+            }));
+        }
+        Ok(())
     }
 
     fn send(&self, id: &[u8], msg: &Message) -> Result<(), zmq::Error> {
@@ -418,6 +467,7 @@ impl<'a> Master<'a> {
             let now = Instant::now();
             if now >= next_check {
                 self.check_children()?;
+                self.take_verdicts()?;
                 self.watch_attendance()?;
                 next_check = now + TICK;
             }
@@ -457,6 +507,11 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         endpoint: endpoint.clone(),
         token: token.clone(),
     }));
+    let lowered = (ctx.options.worker_nice, ctx.options.worker_sched_idle);
+    let verifier = match verify::Verifier::new(&ctx.spec, lowered) {
+        Ok(v) => v,
+        Err(e) => return failed(e),
+    };
     let mut master = Master {
         ctx,
         socket,
@@ -473,6 +528,9 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         waiting_shown: None,
         last_loss: None,
         declines: Vec::new(),
+        verifier,
+        remote_names: Default::default(),
+        evicted: Default::default(),
     };
     let local = master.local_workers();
     let result = (0..local)
@@ -483,7 +541,11 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
     ctx.emit(Event::Bus(BusEvent::Tally(master.tally)));
     // The master (and its socket) goes before the ZeroMQ context it belongs to:
     // ending a context waits for its sockets to close.
-    let outcome = master.into_ledger().outcome(ending);
+    let (mut ledger, verifier) = master.into_parts();
+    let (verification, checker_cpu) = verifier.finish();
+    ledger.add_cpu(checker_cpu);
+    let mut outcome = ledger.outcome(ending);
+    outcome.verification = verification;
     drop(zctx);
     outcome
 }

@@ -383,6 +383,7 @@ fn bus_note(e: &BusEvent) -> Option<String> {
             "listening on {endpoint}; join with: {}",
             join_command(endpoint, token)
         ),
+        BusEvent::Evicted { reason, .. } => format!("evicted {reason}"),
         BusEvent::Declined {
             worker,
             host,

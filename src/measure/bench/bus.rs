@@ -36,6 +36,14 @@ pub struct BusBench {
     pub long_task_numbers: u64,
     pub long_task_wall_1_s: f64,
     pub long_task_wall_n_s: f64,
+    /// Remote workers' results spot-checked at the default percentage: the
+    /// same run with `cores` remote workers (checked) over `cores` local
+    /// children (never checked), wall time, median of 3 each.
+    pub spot_check_wall_ratio: f64,
+    pub spot_check_tasks: u32,
+    /// Results the master recomputed in the remote run (median run).
+    pub spot_checked: u32,
+    pub spot_check_percent: u32,
 }
 
 fn bus_spec(workers: u32, tasks: u32, numbers: u64) -> RunSpec {
@@ -93,6 +101,75 @@ fn spawn_connect_ms(cfg: &BenchConfig, workers: u32) -> Result<f64, String> {
     Ok(median(v))
 }
 
+/// Wall time of one bus run of `tasks` x `numbers` whose `workers` workers all
+/// join from outside the run, as `scalelab worker --connect` processes; and
+/// how many of their results the master recomputed.
+fn remote_run(
+    cfg: &BenchConfig,
+    workers: u32,
+    tasks: u32,
+    numbers: u64,
+) -> Result<(f64, u32), String> {
+    let mut spec = bus_spec(workers, tasks, numbers);
+    spec.bus.remote_workers = workers;
+    let exe = cfg.options.worker_exe().map_err(|e| e.to_string())?;
+    let h = start(spec, cfg.options.clone()).map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    let report = loop {
+        match h.events.recv_timeout(Duration::from_secs(120)) {
+            Ok(Event::Bus(crate::report::event::BusEvent::Listening { endpoint, token })) => {
+                for _ in 0..workers {
+                    let child = std::process::Command::new(&exe)
+                        .args(["worker", "--connect", &endpoint])
+                        .env(crate::backends::bus::TOKEN_ENV, &token)
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .map_err(|e| format!("cannot start a remote worker: {e}"))?;
+                    children.push(child);
+                }
+            }
+            Ok(Event::Finished(r)) => break r,
+            Ok(e) if e.is_terminal() => {
+                h.cancel();
+                return Err(format!("a remote bus run did not finish: {e:?}"));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                h.cancel();
+                return Err("a remote bus run took over 2 minutes".into());
+            }
+        }
+    };
+    h.join();
+    for mut c in children {
+        // They leave on the run's `stop`; a straggler is ended by its pid.
+        if c.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(300));
+            if c.try_wait().ok().flatten().is_none() {
+                let _ = c.kill();
+            }
+        }
+        let _ = c.wait();
+    }
+    let checked = report.verification.map_or(0, |v| v.verified);
+    Ok((report.wall_s, checked))
+}
+
+/// The spot-checks' cost: remote workers (checked) against local children
+/// (not checked), the same tasks, interleaved.
+fn spot_check_cost(cfg: &BenchConfig, tasks: u32, numbers: u64) -> Result<(f64, u32), String> {
+    let workers = core_count() as u32;
+    let (mut local, mut remote, mut checked) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        local.push(run_ok(bus_spec(workers, tasks, numbers), &cfg.options)?.wall_s);
+        let (wall, n) = remote_run(cfg, workers, tasks, numbers)?;
+        remote.push(wall);
+        checked.push(n as f64);
+    }
+    Ok((median(remote) / median(local), median(checked) as u32))
+}
+
 /// Measures the bus; `long_numbers` makes a task of about an eighth of the scaling run.
 pub fn measure(
     cfg: &BenchConfig,
@@ -116,6 +193,11 @@ pub fn measure(
         Ok(median(v))
     };
     let (w1, wn) = (wall(1)?, wall(cores)?);
+    progress("bus: the cost of spot-checking remote workers");
+    // Many short tasks, so that each worker's always-checked first result
+    // weighs what it would in a real run, not a quarter of it.
+    let check_tasks = 50 * cores;
+    let (check_ratio, checked) = spot_check_cost(cfg, check_tasks, (long_numbers / 8).max(1))?;
     Ok(BusBench {
         dispatch_us_per_task: one,
         dispatch_us_per_task_all_cores: all,
@@ -128,6 +210,10 @@ pub fn measure(
         long_task_numbers: long_numbers,
         long_task_wall_1_s: w1,
         long_task_wall_n_s: wn,
+        spot_check_wall_ratio: check_ratio,
+        spot_check_tasks: check_tasks,
+        spot_checked: checked,
+        spot_check_percent: crate::spec::BusParams::default().verify_percent,
     })
 }
 
@@ -140,7 +226,8 @@ impl BusBench {
              | dispatch overhead, {} workers (µs per task) | {:.1} |\n\
              | spawn and connect {} local workers (ms) | {:.1} |\n\
              | long tasks, {} x {} numbers: wall 1 worker / {} workers (s) | {:.3} / {:.3} |\n\
-             | bus speed-up on long tasks, {} workers | {:.2}x |\n",
+             | bus speed-up on long tasks, {} workers | {:.2}x |\n\
+             | spot-checks at {} %: {} tasks on {} remote workers, {} recomputed; wall / the same on local children (target < 1.10) | {:.3} {} |\n",
             self.tiny_tasks,
             self.dispatch_us_per_task,
             self.long_task_workers,
@@ -154,6 +241,16 @@ impl BusBench {
             self.long_task_wall_n_s,
             self.long_task_workers,
             self.long_task_speedup,
+            self.spot_check_percent,
+            self.spot_check_tasks,
+            self.long_task_workers,
+            self.spot_checked,
+            self.spot_check_wall_ratio,
+            if self.spot_check_wall_ratio < 1.10 {
+                "ok"
+            } else {
+                "MISSED"
+            },
         )
     }
 }
