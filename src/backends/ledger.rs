@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn a_caught_workers_results_are_struck_out_and_queued_again() {
         let mut l = Ledger::new(&spec(4), RetryPolicy::BUS);
-        let mut take = |l: &mut Ledger, worker: u32| {
+        let take = |l: &mut Ledger, worker: u32| {
             let task = l.next_task().unwrap();
             let sum = 1000 + task as u64;
             l.finish(&InFlight::new(task, 0.0, 0), worker, sum, 1.0, 0)

@@ -3,6 +3,7 @@
 //! CPython). Each drives the engine like any other caller; the helpers they
 //! share live here once.
 
+pub mod amdahl;
 pub mod bench;
 pub mod compare;
 pub mod models;
