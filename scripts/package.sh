@@ -5,7 +5,8 @@
 #
 #   1. contents: /usr/bin/scalelab (and it prints Cargo's version), the icon at
 #      every hicolor size assets/icons/ has plus the SVG, the desktop entry,
-#      README and the licence (the Debian copyright file) in /usr/share/doc;
+#      README, the licence texts (LICENSE-MIT, LICENSE-APACHE) and the Debian
+#      copyright file in /usr/share/doc;
 #   2. Depends: exactly what dpkg-shlibdeps says for the binary AND for the
 #      libraries the window dlopen()s (see below), nothing guessed;
 #   3. those dlopen()s: the packaged binary's scripted window, run here under
@@ -146,9 +147,17 @@ if grep -qxF "License: $license" "$work/root/usr/share/doc/scalelab/copyright" 2
 else
   fail "/usr/share/doc/scalelab/copyright missing or not naming $license"
 fi
+for f in LICENSE-MIT LICENSE-APACHE; do
+  if cmp -s "$f" "$work/root/usr/share/doc/scalelab/$f"; then
+    pass "/usr/share/doc/scalelab/$f"
+  else
+    fail "/usr/share/doc/scalelab/$f missing or not $f"
+  fi
+done
 extra=$(find "$work/root" -type f -printf '/%P\n' | grep -v \
   -e '^/usr/bin/scalelab$' -e '^/usr/share/icons/hicolor/' -e '^/usr/share/applications/scalelab.desktop$' \
-  -e '^/usr/share/doc/scalelab/README.md$' -e '^/usr/share/doc/scalelab/copyright$' || true)
+  -e '^/usr/share/doc/scalelab/README.md$' -e '^/usr/share/doc/scalelab/copyright$' \
+  -e '^/usr/share/doc/scalelab/LICENSE-MIT$' -e '^/usr/share/doc/scalelab/LICENSE-APACHE$' || true)
 [ -z "$extra" ] || fail "files nobody asked for: $extra"
 
 # --- 2. Depends: dpkg-shlibdeps, on the binary and on the dlopen()ed sonames -----
