@@ -38,6 +38,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the chapter's experiments on scalelab's backends and in real CPython, side by side.
     Compare(CompareArgs),
+    /// Sweep the worker count for several backends: speed-up, efficiency, Amdahl's law fitted.
+    Sweep(SweepArgs),
     /// Many small runs back to back; then what the process still holds.
     Soak(SoakArgs),
     /// Seeded worker kills and cancels at random moments; every run must end properly.
@@ -262,6 +264,42 @@ pub struct CompareArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Backends to sweep, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "threads,gil,processes"
+    )]
+    pub backends: Vec<BackendKind>,
+    /// Worker counts, comma-separated; must include 1 (default: 1, 2, 4, ...
+    /// up to 2 x cores, and the cores).
+    #[arg(long, value_delimiter = ',')]
+    pub workers: Vec<u32>,
+    /// Tasks per run (default: 2 x the largest worker count, so the work
+    /// splits evenly at every point).
+    #[arg(long)]
+    pub tasks: Option<u32>,
+    /// Numbers per task (default: sized so one worker takes about --seconds).
+    #[arg(long)]
+    pub numbers: Option<u64>,
+    /// How long the one-worker run should take when --numbers is not given.
+    #[arg(long, default_value_t = 2.0, value_parser = seconds_up_to::<600>)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Repetitions of every point; medians and min-max are reported.
+    #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
+    pub repeat: usize,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Also draw the sweep as a PNG chart here.
+    #[arg(long)]
+    pub chart: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct SoakArgs {
     /// Runs in all, cycling through every backend and workload.
     #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -306,6 +344,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Bench(args) => bench(&args),
         Command::Compare(args) => compare(&args),
+        Command::Sweep(args) => sweep(&args),
         Command::Soak(args) => soak(&args),
         Command::Faults(args) => faults(&args),
         Command::Worker(args) => worker(&args),
@@ -561,6 +600,76 @@ fn compare(args: &CompareArgs) -> ExitCode {
     let report = match compare::run(&cfg, |p| eprintln!("measuring {p}")) {
         Ok(r) => r,
         Err(e @ compare::CompareError::Invalid(_)) => return bad_input(e),
+        Err(e) => return failed(e),
+    };
+    let text = match args.format {
+        TableFormat::Table => output::to_table(&report),
+        TableFormat::Markdown => output::to_markdown(&report),
+        TableFormat::Json => output::to_json(&report),
+        TableFormat::Csv => match output::to_csv(&report) {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        },
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    if let Some(path) = &args.chart {
+        if let Err(e) = chart::write_png(&report, path) {
+            return failed(e);
+        }
+        eprintln!("chart written to {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn sweep(args: &SweepArgs) -> ExitCode {
+    use scalelab::measure::sweep::{self, SweepConfig, SweepError, chart, output};
+    let cores = scalelab::metrics::cores::core_count() as u32;
+    let workers = if args.workers.is_empty() {
+        sweep::default_workers(cores)
+    } else {
+        args.workers.clone()
+    };
+    let tasks = args
+        .tasks
+        .unwrap_or_else(|| sweep::suggested_tasks(&workers));
+    let numbers = args.numbers.unwrap_or_else(|| {
+        let c = scalelab::engine::calibrate::Calibration::measure();
+        ((args.seconds * 1e9 / c.ns_per_number) as u64 / u64::from(tasks.max(1))).max(1)
+    });
+    if let Some(dir) = args.chart.as_ref().and_then(|p| p.parent())
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        return bad_input(format!("--chart: no such folder: {}", dir.display()));
+    }
+    if let Some(w) = workers.iter().find(|&&w| w > 0 && tasks % w != 0) {
+        eprintln!(
+            "scalelab: note: {tasks} tasks do not split evenly over {w} workers; \
+             a multiple of {} would (e.g. --tasks {})",
+            workers.iter().max().unwrap_or(&1),
+            sweep::suggested_tasks(&workers)
+        );
+    }
+    let cfg = SweepConfig {
+        backends: args.backends.clone(),
+        workers,
+        tasks,
+        numbers,
+        seed: args.seed,
+        repeat: args.repeat,
+        options: EngineOptions::default(),
+    };
+    let report = match sweep::run(&cfg, |p| {
+        let eta = p
+            .eta_s
+            .map_or(String::new(), |s| format!(", about {s:.0} s left"));
+        eprintln!("sweep: point {} of {}: {}{eta}", p.point, p.points, p.what);
+    }) {
+        Ok(r) => r,
+        Err(e @ SweepError::Invalid(_)) => return bad_input(e),
         Err(e) => return failed(e),
     };
     let text = match args.format {

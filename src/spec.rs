@@ -30,6 +30,21 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// The colour this backend has in every chart and table, the window's
+    /// and the exported PNGs' alike (sRGB).
+    pub fn rgb(self) -> [u8; 3] {
+        const PALETTE: [[u8; 3]; 6] = [
+            [70, 140, 230],
+            [235, 130, 50],
+            [90, 185, 100],
+            [200, 90, 200],
+            [220, 80, 80],
+            [160, 160, 60],
+        ];
+        let i = Self::ALL.iter().position(|x| *x == self).unwrap_or(0);
+        PALETTE[i % PALETTE.len()]
+    }
+
     /// Every backend the engine offers, in the order the UI lists them.
     pub const ALL: [BackendKind; 5] = [
         BackendKind::Threads,

@@ -314,3 +314,47 @@ fn two_scalelab_runs_at_once_do_not_disturb_each_other() {
         assert_eq!(sums, expected);
     }
 }
+
+#[test]
+fn sweep_writes_one_row_per_point_its_fit_and_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("sweep.png");
+    let out = Command::new(EXE)
+        .args(["sweep", "--backends", "threads,gil", "--workers", "2,1"])
+        .args(["--tasks", "4", "--numbers", "300000", "--repeat", "2", "--format", "csv"])
+        .arg("--chart")
+        .arg(&png)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sweep: point 1 of 8: threads x1"), "{stderr}");
+    assert!(stderr.contains("sweep: point 8 of 8: gil x2"), "{stderr}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut rows = csv.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let col = |row: &Vec<&str>, name: &str| -> String {
+        row[header.iter().position(|h| *h == name).unwrap()].to_string()
+    };
+    for row in &rows {
+        let s: f64 = col(row, "serial_fraction").parse().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{csv}");
+        if col(row, "workers") == "1" {
+            assert_eq!(col(row, "speedup_median").parse::<f64>().unwrap(), 1.0);
+        }
+    }
+    let img = image::open(&png).expect("a PNG").to_rgb8();
+    assert!(img.width() >= 1200);
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 50, "the chart looks blank");
+
+    // Without one worker there is nothing to measure speed-up against.
+    let out = Command::new(EXE)
+        .args(["sweep", "--workers", "2,4", "--numbers", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers must include 1"));
+}

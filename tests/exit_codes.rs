@@ -44,6 +44,14 @@ fn bad_input_exits_2_for_every_subcommand() {
             &["compare", "--chart", "/nonexistent/x.png"],
             "no such folder",
         ),
+        (&["sweep", "--repeat", "0"], "1..=100"),
+        (&["sweep", "--workers", "1,0", "--numbers", "10"], "workers"),
+        (&["sweep", "--workers", "2", "--numbers", "10"], "must include 1"),
+        (&["sweep", "--backends", "nosuch"], "nosuch"),
+        (
+            &["sweep", "--numbers", "10", "--chart", "/nonexistent/x.png"],
+            "no such folder",
+        ),
         (&["soak", "--runs", "0"], "1..=1000000"),
         (&["faults", "--cases", "0"], "1..=100000"),
         (

@@ -100,16 +100,8 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
 
 /// The colour a backend has in every chart and table.
 pub fn backend_color(b: BackendKind) -> Color32 {
-    const PALETTE: [Color32; 6] = [
-        Color32::from_rgb(70, 140, 230),
-        Color32::from_rgb(235, 130, 50),
-        Color32::from_rgb(90, 185, 100),
-        Color32::from_rgb(200, 90, 200),
-        Color32::from_rgb(220, 80, 80),
-        Color32::from_rgb(160, 160, 60),
-    ];
-    let i = BackendKind::ALL.iter().position(|x| *x == b).unwrap_or(0);
-    PALETTE[i % PALETTE.len()]
+    let [r, g, bl] = b.rgb();
+    Color32::from_rgb(r, g, bl)
 }
 
 /// The user's home folder (the default export folder), or the current folder.

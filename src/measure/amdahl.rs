@@ -124,14 +124,18 @@ pub fn fit(points: &[Point], cores: u32) -> Option<Fit> {
 /// Why the law does not describe `points`: it never predicts a speed-up that
 /// falls as workers are added, nor points far off its curve.
 fn misfit(points: &[Point], relative_rms: f64) -> Option<String> {
-    let mut by_workers: Vec<(u32, f64)> = Vec::new();
-    for p in points {
-        match by_workers.iter_mut().find(|(w, _)| *w == p.workers) {
-            Some((_, best)) => *best = best.max(p.speedup),
-            None => by_workers.push((p.workers, p.speedup)),
-        }
-    }
-    by_workers.sort_by_key(|(w, _)| *w);
+    // The median speed-up of each worker count: one lucky or unlucky
+    // repetition must not make or hide a slowdown.
+    let mut counts: Vec<u32> = points.iter().map(|p| p.workers).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let by_workers: Vec<(u32, f64)> = counts
+        .into_iter()
+        .map(|w| {
+            let v = points.iter().filter(|p| p.workers == w).map(|p| p.speedup).collect();
+            (w, crate::measure::median(v))
+        })
+        .collect();
     let peak = by_workers.iter().map(|(_, s)| *s).fold(0.0, f64::max);
     if let Some(&(w, s)) = by_workers.last()
         && s < SLOWDOWN * peak
@@ -234,7 +238,10 @@ mod tests {
         let zigzag = [(1, 1.0), (2, 1.9), (3, 1.2), (4, 3.9)]
             .map(|(workers, speedup)| Point { workers, speedup });
         let f = fit(&zigzag, 4).unwrap();
-        assert!(f.misfit.as_ref().is_some_and(|w| w.contains("stray")), "{f:?}");
+        assert!(
+            f.misfit.as_ref().is_some_and(|w| w.contains("stray")),
+            "{f:?}"
+        );
     }
 
     #[test]

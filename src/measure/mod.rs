@@ -7,6 +7,7 @@ pub mod amdahl;
 pub mod bench;
 pub mod compare;
 pub mod models;
+pub mod sweep;
 
 use crate::engine::{EngineOptions, run_to_end};
 use crate::report::{RunReport, RunStatus};

@@ -10,7 +10,7 @@ use super::CompareReport;
 const SCALELAB: RGBColor = RGBColor(46, 125, 190);
 const CPYTHON: RGBColor = RGBColor(230, 140, 30);
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // egui's own font, already in the binary: no system font needed.
