@@ -38,6 +38,20 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   echo "![scalelab next to CPython](assets/compare.png)"
   echo
+  echo "## Scaling curves and Amdahl's law"
+  echo
+  echo '```'
+  echo "$bin sweep --format markdown --chart assets/sweep.png"
+  echo '```'
+  echo
+  # Markers: `scalelab sweep --format markdown --chart assets/sweep.png |
+  # scripts/record.py sweep BENCHMARKS.md` renews this section alone.
+  echo "<!-- sweep:begin -->"
+  "$bin" sweep --format markdown --chart assets/sweep.png 2>/dev/null
+  echo
+  echo "![speed-up and efficiency against workers, with each backend's Amdahl fit](assets/sweep.png)"
+  echo "<!-- sweep:end -->"
+  echo
 } > "$tmp/bench.md"
 
 {
