@@ -1,9 +1,12 @@
-//! The local latency service the I/O workload talks to: answers each request
-//! after a fixed delay with a payload derived from (seed, task, request).
-//! It binds 127.0.0.1 on an ephemeral port and lives exactly as long as its value.
+//! The latency service the I/O workload talks to: answers each request after
+//! a fixed delay with a payload derived from (seed, task, request). It binds
+//! 127.0.0.1 on an ephemeral port, or for a bus exposed on purpose the bus's
+//! own address, and then asks every connection for the run's token first
+//! (docs/PROTOCOL.md). It lives exactly as long as its value.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -11,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::workload::io::{REQUEST_LEN, decode_request, encode_answer, payload};
+use crate::workload::io::{
+    REQUEST_LEN, TOKEN_ACCEPTED, decode_request, encode_answer, payload, same_token,
+};
 
 /// A running latency service; dropping it shuts it down and closes every connection.
 pub struct LatencyServer {
@@ -21,9 +26,22 @@ pub struct LatencyServer {
 }
 
 impl LatencyServer {
-    /// Starts the service for a run seeded `seed`, answering after `latency`.
+    /// Starts the service for a run seeded `seed`, answering after `latency`,
+    /// on loopback, with no token asked.
     pub fn start(seed: u64, latency: Duration) -> io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        Self::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), seed, latency, None)
+    }
+
+    /// The same on `ip` (port chosen by the system); with a `token`, each
+    /// connection must present it before its first request.
+    pub fn start_at(
+        ip: IpAddr,
+        seed: u64,
+        latency: Duration,
+        token: Option<String>,
+    ) -> io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind((ip, 0))?;
+        let token: Option<Arc<str>> = token.map(Into::into);
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
@@ -39,7 +57,7 @@ impl LatencyServer {
                     };
                     tokio::select! {
                         _ = rx => {}
-                        _ = accept_loop(listener, seed, latency) => {}
+                        _ = accept_loop(listener, seed, latency, token) => {}
                     }
                 });
                 // Dropping the runtime drops every connection task.
@@ -68,17 +86,44 @@ impl Drop for LatencyServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, seed: u64, latency: Duration) {
+async fn accept_loop(listener: TcpListener, seed: u64, latency: Duration, token: Option<Arc<str>>) {
     loop {
         if let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, seed, latency));
+            tokio::spawn(serve(stream, seed, latency, token.clone()));
         }
     }
 }
 
+/// Reads a connection's token (u16 little-endian length, then its bytes) and
+/// answers `TOKEN_ACCEPTED` when it is the run's; false closes the connection.
+async fn admitted(stream: &mut TcpStream, token: &str) -> bool {
+    let check = async {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.ok()?;
+        let len = u16::from_le_bytes(len) as usize;
+        if len > crate::spec::MAX_TOKEN_LEN {
+            return None;
+        }
+        let mut given = vec![0u8; len];
+        stream.read_exact(&mut given).await.ok()?;
+        let given = String::from_utf8(given).ok()?;
+        same_token(&given, token).then_some(())
+    };
+    // A peer that says nothing is not held on to.
+    match tokio::time::timeout(Duration::from_secs(10), check).await {
+        Ok(Some(())) => stream.write_all(&[TOKEN_ACCEPTED]).await.is_ok(),
+        _ => false,
+    }
+}
+
 /// Answers a connection's requests one after another until it closes.
-async fn serve(mut stream: TcpStream, seed: u64, latency: Duration) {
+async fn serve(mut stream: TcpStream, seed: u64, latency: Duration, token: Option<Arc<str>>) {
     let _ = stream.set_nodelay(true);
+    if let Some(token) = token
+        && !admitted(&mut stream, &token).await
+    {
+        return;
+    }
     let mut req = [0u8; REQUEST_LEN];
     while stream.read_exact(&mut req).await.is_ok() {
         let (task, request) = decode_request(&req);
@@ -129,6 +174,30 @@ mod tests {
         // Eight 500 ms requests in parallel (about 0.5 s), not one after
         // another (4 s): the bound sits halfway, far from a busy machine's noise.
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn with_a_token_only_a_connection_that_presents_it_is_served() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let server =
+            LatencyServer::start_at(ip, 9, Duration::from_millis(1), Some("s3cret".into()))
+                .unwrap();
+        let mut ok = IoClient::connect_with(server.addr(), Some("s3cret")).unwrap();
+        let p = ok.request(4, 2, Duration::from_secs(5), &|| false).unwrap();
+        assert_eq!(p, payload(9, 4, 2));
+        for wrong in ["s3cres", "s3cre", ""] {
+            let e = IoClient::connect_with(server.addr(), Some(wrong))
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{wrong:?}");
+        }
+        // A client that sends no token gets no answer: its request is read as
+        // a token, refused, and the connection closed.
+        let mut bare = IoClient::connect(server.addr()).unwrap();
+        assert!(
+            bare.request(4, 2, Duration::from_secs(5), &|| false)
+                .is_err()
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use common::{options, spec};
 use scalelab::engine::start;
 use scalelab::report::RunStatus;
 use scalelab::report::event::{BusEvent, Event};
-use scalelab::spec::{BackendKind, BusParams, RunSpec};
+use scalelab::spec::{BackendKind, BusParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::workload::cpu::task_sum;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
@@ -103,11 +103,20 @@ impl Drop for TwoHosts {
     }
 }
 
+/// Every workload, one after another (the namespace's names derive from this
+/// process's id): for io and mixed, the run's latency service listens where
+/// the bus does, behind the bus's token, so the remote worker reaches it.
 #[test]
-fn a_worker_in_another_network_namespace_runs_the_tasks() {
+fn a_worker_in_another_network_namespace_runs_the_tasks_of_every_workload() {
+    for workload in WorkloadKind::ALL {
+        across_namespaces(workload);
+    }
+}
+
+fn across_namespaces(workload: WorkloadKind) {
     let hosts = TwoHosts::new();
     let (tasks, numbers, seed) = (6, 20_000_000, 9);
-    let run = RunSpec {
+    let mut run = RunSpec {
         bus: BusParams {
             bind: format!("tcp://{}:*", hosts.master_ip),
             remote_workers: 1,
@@ -115,6 +124,12 @@ fn a_worker_in_another_network_namespace_runs_the_tasks() {
         },
         ..spec(BackendKind::Bus, 1, tasks, numbers, seed)
     };
+    run.workload = workload;
+    run.io = IoParams {
+        requests: 5,
+        latency_ms: 10,
+    };
+    let expected_run = run.clone();
     let h = start(run, options()).unwrap();
     let (endpoint, token) = loop {
         match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
@@ -151,11 +166,22 @@ fn a_worker_in_another_network_namespace_runs_the_tasks() {
         }
     };
     h.join();
-    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.reason);
+    assert_eq!(
+        report.status,
+        RunStatus::Ok,
+        "{workload}: {:?}",
+        report.reason
+    );
     let expected: Vec<_> = (0..tasks)
-        .map(|t| Some(task_sum(seed, t as u64, numbers)))
+        .map(|t| Some(expected_run.expected_sum(t)))
         .collect();
-    assert_eq!(report.sums, expected);
+    assert_eq!(report.sums, expected, "{workload}");
+    if workload.does_io() {
+        assert_eq!(
+            report.io.as_ref().map(|io| io.requests),
+            Some(tasks as u64 * 5)
+        );
+    }
     let w = joined.expect("the namespaced worker joined");
     assert!(report.task_timeline.iter().all(|t| t.worker == w));
     let t = Instant::now();

@@ -201,6 +201,7 @@ async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<TaskOutput, Tas
         workload: spec.workload,
         io: spec.io,
         io_addr: ctx.io_addr(),
+        io_token: None,
     });
     let numbers = plan.numbers();
     let mut throttle = ProgressThrottle::new();

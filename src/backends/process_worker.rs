@@ -69,13 +69,47 @@ pub fn bind_to_parent(parent: u32, nice: i32, idle: bool) -> Result<(), String> 
     Ok(())
 }
 
-/// What a worker runs for a task message's fields; refuses an I/O target off this machine.
+/// How a bus worker reaches its run's latency service: on the host of the
+/// bus endpoint it joined, presenting the run's token.
+#[derive(Debug, Clone, Copy)]
+pub struct BusSide<'a> {
+    /// The bus endpoint as the worker was given it (`tcp://HOST:PORT`).
+    pub endpoint: &'a str,
+    pub token: &'a str,
+}
+
+/// The latency service's address for a bus worker: the port the task names,
+/// on the host of the bus it joined. A task description can thus point a
+/// worker only at the machine it already talks to.
+fn bus_service_addr(addr: &str, side: BusSide<'_>) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let port: u16 = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| format!("bad latency service address {addr:?}"))?;
+    let host = side
+        .endpoint
+        .strip_prefix("tcp://")
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| format!("bad bus endpoint {:?}", side.endpoint))?;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+/// What a worker runs for a task message's fields. A pipe worker (`bus` is
+/// `None`) refuses an I/O target off this machine; a bus worker goes to the
+/// host of its bus, with the token.
 pub fn task_input(
     task: u32,
     seed: u64,
     numbers: u64,
     workload: WorkloadKind,
     io: Option<IoTarget>,
+    bus: Option<BusSide<'_>>,
 ) -> Result<TaskInput, String> {
     let (io_params, io_addr) = match &io {
         Some(t) => (
@@ -83,7 +117,10 @@ pub fn task_input(
                 requests: t.requests,
                 latency_ms: t.latency_ms,
             },
-            Some(loopback_addr(&t.addr)?),
+            Some(match bus {
+                Some(side) => bus_service_addr(&t.addr, side)?,
+                None => loopback_addr(&t.addr)?,
+            }),
         ),
         None => (IoParams::default(), None),
     };
@@ -94,6 +131,7 @@ pub fn task_input(
         workload,
         io: io_params,
         io_addr,
+        io_token: bus.map(|side| side.token.to_string()),
     })
 }
 
@@ -136,7 +174,8 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Serve
                 "expected a task, got {msg:?}"
             )));
         };
-        let input = task_input(task, seed, numbers, workload, io).map_err(ServeError::BadInput)?;
+        let input =
+            task_input(task, seed, numbers, workload, io, None).map_err(ServeError::BadInput)?;
         let mut env = PipeEnv {
             output,
             task,

@@ -20,6 +20,8 @@ pub struct TaskInput {
     pub io: IoParams,
     /// The latency service (for `io` and `mixed`).
     pub io_addr: Option<SocketAddr>,
+    /// The token it asks for, when it asks (a `bus` run's).
+    pub io_token: Option<String>,
 }
 
 /// A finished task's result and the latency of each of its requests.
@@ -207,7 +209,7 @@ pub fn run_task(env: &mut impl TaskEnv, input: &TaskInput) -> Result<TaskOutput,
             .io_addr
             .ok_or_else(|| TaskError::Failed("no latency service for an I/O task".into()))?;
         env.before_blocking();
-        let connected = IoClient::connect(addr);
+        let connected = IoClient::connect_with(addr, input.io_token.as_deref());
         env.after_blocking();
         client = Some(connected.map_err(|e| {
             plan.failed(format!("cannot reach the latency service at {addr}: {e}"))
@@ -271,6 +273,7 @@ mod tests {
                 latency_ms: 250,
             },
             io_addr: None,
+            io_token: None,
         }
     }
 

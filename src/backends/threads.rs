@@ -187,6 +187,7 @@ fn worker<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
             workload: ctx.spec.workload,
             io: ctx.spec.io,
             io_addr: ctx.io_addr(),
+            io_token: None,
         };
         let out = match run_task(&mut env, &input) {
             Ok(out) => out,

@@ -126,13 +126,32 @@ fn control(mut ctx: RunContext) {
     // The latency service lives exactly as long as the run.
     let mut server = None;
     let mut server_error = None;
-    if ctx.spec.workload.does_io() {
+    // A bus run's token is drawn here, not by the bus, when the spec has
+    // none: its latency service asks for the same one.
+    if ctx.spec.backend == crate::spec::BackendKind::Bus && ctx.spec.bus.token.is_none() {
+        match crate::backends::bus::fresh_token() {
+            Ok(t) => ctx.spec.bus.token = Some(t),
+            Err(e) => server_error = Some(e),
+        }
+    }
+    if ctx.spec.workload.does_io() && server_error.is_none() {
+        let latency = Duration::from_millis(ctx.spec.io.latency_ms as u64);
+        let start_one = || {
+            if ctx.spec.backend == crate::spec::BackendKind::Bus {
+                // Where the bus is, behind the bus's token: a remote worker
+                // can reach it exactly when it can reach the bus.
+                bus_service_ip(&ctx.spec.bus.bind).and_then(|ip| {
+                    let token = ctx.spec.bus.token.clone();
+                    LatencyServer::start_at(ip, ctx.spec.seed, latency, token)
+                        .map_err(|e| e.to_string())
+                })
+            } else {
+                LatencyServer::start(ctx.spec.seed, latency).map_err(|e| e.to_string())
+            }
+        };
         match ctx.options.io_server {
             Some(addr) => ctx.set_io_addr(addr),
-            None => match LatencyServer::start(
-                ctx.spec.seed,
-                Duration::from_millis(ctx.spec.io.latency_ms as u64),
-            ) {
+            None => match start_one() {
                 Ok(s) => {
                     ctx.set_io_addr(s.addr());
                     server = Some(s);
@@ -217,6 +236,25 @@ fn control(mut ctx: RunContext) {
         RunStatus::Cancelled => Event::Cancelled(boxed),
         RunStatus::Failed => Event::Failed(boxed),
     });
+}
+
+/// The address a bus run's latency service binds: the bus's own (`*` is every
+/// interface, as for the bus). Loopback for a bus on loopback.
+fn bus_service_ip(bind: &str) -> Result<std::net::IpAddr, String> {
+    let host = bind
+        .strip_prefix("tcp://")
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| format!("bad bus endpoint {bind:?}"))?;
+    if host == "*" {
+        return Ok(std::net::Ipv4Addr::UNSPECIFIED.into());
+    }
+    host.parse().map_err(|_| {
+        format!(
+            "the io and mixed workloads on a bus bound to {host:?} need an IP address in --bind, \
+             where their latency service can listen too"
+        )
+    })
 }
 
 /// The sum of the finished tasks' sums; `None` when it does not fit in a u64.

@@ -132,7 +132,11 @@ fn misfit(points: &[Point], relative_rms: f64) -> Option<String> {
     let by_workers: Vec<(u32, f64)> = counts
         .into_iter()
         .map(|w| {
-            let v = points.iter().filter(|p| p.workers == w).map(|p| p.speedup).collect();
+            let v = points
+                .iter()
+                .filter(|p| p.workers == w)
+                .map(|p| p.speedup)
+                .collect();
             (w, crate::measure::median(v))
         })
         .collect();

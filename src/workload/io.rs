@@ -51,6 +51,22 @@ pub fn decode_request(msg: &[u8; REQUEST_LEN]) -> (u64, u64) {
     )
 }
 
+/// The byte the service sends once it has accepted a connection's token.
+pub const TOKEN_ACCEPTED: u8 = 1;
+
+/// A token as a connection presents it: its length as a little-endian u16,
+/// then its bytes.
+pub fn encode_token(token: &str) -> Vec<u8> {
+    let mut out = (token.len() as u16).to_le_bytes().to_vec();
+    out.extend_from_slice(token.as_bytes());
+    out
+}
+
+/// Compares tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// An answer's length: the payload, a little-endian u64.
 pub const ANSWER_LEN: usize = 8;
 
@@ -92,8 +108,27 @@ pub struct IoClient {
 
 impl IoClient {
     pub fn connect(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        Self::connect_with(addr, None)
+    }
+
+    /// Connects and, for a service that asks for one, presents `token` first.
+    pub fn connect_with(addr: SocketAddr, token: Option<&str>) -> io::Result<Self> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
+        if let Some(token) = token {
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(&encode_token(token))?;
+            let mut answer = [0u8; 1];
+            match stream.read_exact(&mut answer) {
+                Ok(()) if answer[0] == TOKEN_ACCEPTED => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "the latency service did not accept the run's token",
+                    ));
+                }
+            }
+        }
         stream.set_read_timeout(Some(POLL))?;
         Ok(Self { stream, addr })
     }
@@ -207,6 +242,8 @@ mod tests {
         let mixed = crate::workload::cpu::task_sum(42, 0, 1001) + io_sum(42, 0, 4);
         assert!(page.contains(&format!("sums to {mixed} for task 0")));
         assert_eq!(encode_answer(0x0102), [2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(encode_token("ab"), [2, 0, b'a', b'b']);
+        assert!(page.contains("`02 00 61 62`, answered `01`") && TOKEN_ACCEPTED == 1);
         assert_eq!(decode_answer(&encode_answer(u64::MAX - 3)), u64::MAX - 3);
     }
 }

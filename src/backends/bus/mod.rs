@@ -28,6 +28,7 @@ use crate::metrics::clocks::{CpuTimes, reap_child};
 use crate::report::event::{BusEvent, BusTally, Event, join_command};
 use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
+use crate::workload::io::same_token;
 
 /// Environment variable through which local workers get the token (a command
 /// line would show it to every user of the machine in `ps`).
@@ -125,18 +126,13 @@ fn bind(zctx: &zmq::Context, addr: &str) -> Result<(zmq::Socket, String), String
 }
 
 /// A fresh random token: 128 bits from the kernel, in hex.
-fn fresh_token() -> Result<String, String> {
+pub fn fresh_token() -> Result<String, String> {
     use std::io::Read;
     let mut b = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .map_err(|e| format!("cannot make a token: {e}"))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-/// Compares tokens in time independent of where they differ.
-fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 impl Peer {

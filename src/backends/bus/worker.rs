@@ -201,7 +201,12 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
                 workload,
                 io,
             }) => {
-                let input = process_worker::task_input(task, seed, numbers, workload, io);
+                let side = process_worker::BusSide {
+                    endpoint: &opts.endpoint,
+                    token: &opts.token,
+                };
+                let input =
+                    process_worker::task_input(task, seed, numbers, workload, io, Some(side));
                 match input.map(|input| run_one(&mut link, &input))? {
                     Ok(TaskEnd::Sum(sum, mut latency_ms)) => {
                         latency_ms.truncate(wire::MAX_LATENCIES);
