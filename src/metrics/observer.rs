@@ -158,22 +158,36 @@ mod tests {
             .join()
             .unwrap();
         let after_worker = clock.read();
-        // A watcher thread spins 300 ms while alive and read: the observer's.
+        // A watcher thread burns 150 ms of its own CPU (CPU, not wall time: a
+        // loaded machine may give it little of the wall) and stays alive until
+        // the clock has been read: the observer's.
+        let (burnt_tx, burnt_rx) = std::sync::mpsc::channel();
+        let (leave_tx, leave_rx) = std::sync::mpsc::channel::<()>();
         let watcher = std::thread::Builder::new()
             .name("watcher".into())
-            .spawn(|| spin(Duration::from_millis(300)))
+            .spawn(move || {
+                let start = crate::metrics::clocks::this_thread_cpu();
+                let mut x = 0u64;
+                while crate::metrics::clocks::this_thread_cpu() - start < Duration::from_millis(150)
+                {
+                    for _ in 0..10_000 {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                burnt_tx.send(()).unwrap();
+                let _ = leave_rx.recv();
+            })
             .unwrap();
-        std::thread::sleep(Duration::from_millis(150));
-        clock.read();
-        watcher.join().unwrap();
+        burnt_rx.recv().unwrap();
         let mid = clock.read();
+        drop(leave_tx);
+        watcher.join().unwrap();
         assert!(
             after_worker < 100_000_000,
             "a run thread's 300 ms were counted: {after_worker} ns"
         );
-        // At least what it spun while both reads saw it (about 150 ms), but
-        // never the worker's 300 ms on top.
-        assert!(mid >= 50_000_000, "the watcher's CPU was missed: {mid} ns");
+        // What it burnt, but never the worker's 300 ms on top.
+        assert!(mid >= 150_000_000, "the watcher's CPU was missed: {mid} ns");
         assert!(mid < 700_000_000, "{mid} ns");
         assert!(clock.read() >= mid, "the clock went back");
     }
