@@ -321,14 +321,26 @@ fn sweep_writes_one_row_per_point_its_fit_and_a_chart() {
     let png = dir.path().join("sweep.png");
     let out = Command::new(EXE)
         .args(["sweep", "--backends", "threads,gil", "--workers", "2,1"])
-        .args(["--tasks", "4", "--numbers", "300000", "--repeat", "2", "--format", "csv"])
+        .args([
+            "--tasks",
+            "4",
+            "--numbers",
+            "300000",
+            "--repeat",
+            "2",
+            "--format",
+            "csv",
+        ])
         .arg("--chart")
         .arg(&png)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("sweep: point 1 of 8: threads x1"), "{stderr}");
+    assert!(
+        stderr.contains("sweep: point 1 of 8: threads x1"),
+        "{stderr}"
+    );
     assert!(stderr.contains("sweep: point 8 of 8: gil x2"), "{stderr}");
     let csv = String::from_utf8(out.stdout).unwrap();
     let mut rows = csv.lines();

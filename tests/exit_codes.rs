@@ -46,7 +46,10 @@ fn bad_input_exits_2_for_every_subcommand() {
         ),
         (&["sweep", "--repeat", "0"], "1..=100"),
         (&["sweep", "--workers", "1,0", "--numbers", "10"], "workers"),
-        (&["sweep", "--workers", "2", "--numbers", "10"], "must include 1"),
+        (
+            &["sweep", "--workers", "2", "--numbers", "10"],
+            "must include 1",
+        ),
         (&["sweep", "--backends", "nosuch"], "nosuch"),
         (
             &["sweep", "--numbers", "10", "--chart", "/nonexistent/x.png"],
