@@ -171,12 +171,17 @@ pub struct GuiArgs {
     /// (e.g. `threads:8,processes:8`).
     #[arg(long, value_name = "LIST")]
     pub run: Option<String>,
-    /// Tasks of each scripted run.
-    #[arg(long, default_value_t = 8, requires = "run")]
+    /// Tasks of each scripted run (and of each point of --sweep).
+    #[arg(long, default_value_t = 8)]
     pub tasks: u32,
-    /// Random integers each task of a scripted run sums.
-    #[arg(long, default_value_t = 1_000_000, requires = "run")]
+    /// Random integers each task of a scripted run (and of --sweep) sums.
+    #[arg(long, default_value_t = 1_000_000)]
     pub numbers: u64,
+    /// Scripted mode: after the runs, open *Scaling curves* and sweep
+    /// threads, gil and processes over 1, 2, 4, ... 2 x cores workers (3
+    /// repetitions, --tasks x --numbers), then take the screenshot.
+    #[arg(long)]
+    pub sweep: bool,
     /// Seed of the scripted runs.
     #[arg(long, default_value_t = 42, requires = "run")]
     pub seed: u64,
@@ -387,6 +392,7 @@ fn gui(args: &GuiArgs) -> ExitCode {
     // the window would measure something else than the command line does.
     let options = EngineOptions::default();
     let scripted = args.run.is_some()
+        || args.sweep
         || args.screenshot.is_some()
         || args.exit
         || args.frame_stats.is_some()
@@ -425,6 +431,13 @@ fn gui(args: &GuiArgs) -> ExitCode {
             allow_cancel: args.allow_cancel,
             refresh: args.refresh.as_deref().and_then(Refresh::from_hz),
             exit: args.exit,
+            sweep: args.sweep.then(|| {
+                let cores = scalelab::metrics::cores::core_count() as u32;
+                let mut form = scalelab::gui::sweep_view::SweepForm::new(cores, None);
+                form.tasks = args.tasks.to_string();
+                form.numbers = args.numbers.to_string();
+                form
+            }),
         })
     } else {
         None
@@ -661,6 +674,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         seed: args.seed,
         repeat: args.repeat,
         options: EngineOptions::default(),
+        cancel: Default::default(),
     };
     let report = match sweep::run(&cfg, |p| {
         let eta = p

@@ -9,8 +9,10 @@ use crossbeam_channel::Sender;
 use egui::Context;
 
 use super::state::{ExportFormat, ThemeChoice};
+use super::sweep_view::{SweepExport, SweepForm};
 use crate::engine::calibrate::RunSize;
 use crate::measure::compare::{CompareError, CompareProgress, CompareReport};
+use crate::measure::sweep::{Progress as SweepProgress, SweepError, SweepReport};
 use crate::spec::RunSpec;
 
 /// What the panels ask for; executed at the end of the frame.
@@ -39,6 +41,13 @@ pub enum Command {
     ChooseExportFolder,
     /// Put this size (workers, tasks, numbers per task) into the form.
     UseRunSize(RunSize),
+    /// Show or hide the scaling-curves window; hiding it cancels a sweep in progress.
+    ShowSweep(bool),
+    /// Start the sweep the window's form describes.
+    StartSweep(SweepForm),
+    CancelSweep,
+    /// Write the sweep's result (or copy it).
+    SaveSweep(SweepExport),
 
     // What background work hands back, through the one `CommandSender`:
     /// The folder dialog closed, with the folder chosen (or none).
@@ -49,6 +58,12 @@ pub enum Command {
     CompareEnded(Result<Box<CompareReport>, CompareError>),
     /// A screenshot's PNG was written (or why not).
     ScreenshotSaved(Result<PathBuf, String>),
+    /// The sweep moved on to its next point.
+    SweepProgress(SweepProgress),
+    /// The sweep ended.
+    SweepEnded(Result<Box<SweepReport>, SweepError>),
+    /// A sweep export was written (or why not).
+    SweepSaved(Result<PathBuf, String>),
 }
 
 /// The one way back from background threads (the folder dialog, the comparison,

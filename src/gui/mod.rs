@@ -13,6 +13,7 @@ pub mod screenshot;
 pub mod scripted;
 pub mod state;
 pub mod state_log;
+pub mod sweep_view;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -111,12 +111,18 @@ pub struct ScriptConfig {
     pub refresh: Option<super::live::Refresh>,
     /// Close the window once done.
     pub exit: bool,
+    /// After the runs, sweep this in the scaling-curves window (`--sweep`).
+    pub sweep: Option<super::sweep_view::SweepForm>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     WarmUp(u32),
     Runs,
+    /// Open the sweep window, then start the sweep, then wait for its end.
+    SweepOpen,
+    SweepStart,
+    SweepWait,
     Settle(u32),
     AwaitScreenshot,
     Done,
@@ -150,7 +156,8 @@ impl Script {
         self.phase != Phase::Done
     }
 
-    /// Called once a frame: the next thing to do, if any.
+    /// Called once a frame: the next thing to do, if any. `run_in_progress`
+    /// covers a sweep too.
     pub fn step(&mut self, run_in_progress: bool) -> Option<Command> {
         match self.phase {
             Phase::WarmUp(0) => {
@@ -171,11 +178,28 @@ impl Script {
                     self.started += 1;
                     Some(Command::Run(spec.clone()))
                 }
+                None if self.config.sweep.is_some() => {
+                    self.phase = Phase::SweepOpen;
+                    None
+                }
                 None => {
                     self.phase = Phase::Settle(SETTLE_FRAMES);
                     None
                 }
             },
+            Phase::SweepOpen => {
+                self.phase = Phase::SweepStart;
+                Some(Command::ShowSweep(true))
+            }
+            Phase::SweepStart => {
+                self.phase = Phase::SweepWait;
+                self.config.sweep.clone().map(Command::StartSweep)
+            }
+            Phase::SweepWait if run_in_progress => None,
+            Phase::SweepWait => {
+                self.phase = Phase::Settle(SETTLE_FRAMES);
+                None
+            }
             Phase::Settle(0) => match self.config.screenshot.clone() {
                 Some(path) => {
                     self.phase = Phase::AwaitScreenshot;
@@ -208,6 +232,12 @@ impl Script {
             report.spec.workers,
             report.status.name()
         ))))
+    }
+
+    /// The sweep ended: anything but a report fails the script.
+    pub fn on_sweep_ended(&mut self, failure: Option<String>) -> Option<Command> {
+        let why = failure?;
+        (self.phase == Phase::SweepWait).then(|| self.finish(Err(format!("the sweep: {why}"))))
     }
 
     /// A run of the script could not start.
@@ -309,6 +339,45 @@ mod tests {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn a_scripted_sweep_opens_the_window_starts_waits_then_screenshots() {
+        let form = crate::gui::sweep_view::SweepForm::new(2, None);
+        let mut s = Script::new(ScriptConfig {
+            screenshot: Some("x.png".into()),
+            sweep: Some(form.clone()),
+            ..ScriptConfig::default()
+        });
+        let mut seen = Vec::new();
+        for _ in 0..=WARM_UP_FRAMES + 2 {
+            seen.extend(s.step(false));
+        }
+        assert!(matches!(seen[0], Command::ShowSweep(true)), "{seen:?}");
+        assert!(
+            matches!(&seen[1], Command::StartSweep(f) if *f == form),
+            "{seen:?}"
+        );
+        // While the sweep goes, nothing; a failed sweep fails the script.
+        assert!(s.step(true).is_none());
+        assert!(s.on_sweep_ended(None).is_none());
+        let mut next = Vec::new();
+        for _ in 0..=SETTLE_FRAMES + 1 {
+            next.extend(s.step(false));
+        }
+        assert!(matches!(next[..], [Command::Screenshot(_)]), "{next:?}");
+
+        let mut failing = Script::new(ScriptConfig {
+            sweep: Some(form),
+            ..ScriptConfig::default()
+        });
+        for _ in 0..=WARM_UP_FRAMES + 2 {
+            let _ = failing.step(false);
+        }
+        assert!(matches!(
+            failing.on_sweep_ended(Some("boom".into())),
+            Some(Command::FinishScript(Err(e))) if e == "the sweep: boom"
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@ impl ScalelabApp {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     let compare = ui
                         .add_enabled(
-                            !self.is_running(),
+                            !self.is_running() && !self.is_sweeping(),
                             egui::Button::new(if self.is_comparing() {
                                 "Comparing…"
                             } else {
@@ -38,6 +38,23 @@ impl ScalelabApp {
                                 compare_view::CHAPTER_NUMBERS,
                             )
                         });
+                    }
+                    if ui
+                        .add_enabled(
+                            !self.is_running() && !self.is_comparing(),
+                            egui::Button::new(if self.is_sweeping() {
+                                "Sweeping…"
+                            } else {
+                                "Scaling curves…"
+                            }),
+                        )
+                        .on_hover_text(
+                            "Sweep the worker count for several backends: speed-up against the \
+                             ideal, efficiency, and Amdahl's law fitted to each",
+                        )
+                        .clicked()
+                    {
+                        out.push(Command::ShowSweep(true));
                     }
                     ui.separator();
                     if ui
@@ -107,8 +124,8 @@ impl ScalelabApp {
                 let cx = PanelContext {
                     cores: self.cores,
                     calibration: self.calibration,
-                    // A comparison measures too: runs would disturb it.
-                    running: self.is_running() || self.is_comparing(),
+                    // A comparison or a sweep measures too: runs would disturb it.
+                    running: self.is_running() || self.is_comparing() || self.is_sweeping(),
                 };
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     out.extend(controls::show(ui, &mut self.state.form, &cx));
@@ -148,6 +165,18 @@ impl ScalelabApp {
                 compare_view::Action::Cancel => out.push(Command::CancelCompare),
                 compare_view::Action::None => {}
             }
+        }
+        if self.sweep_open
+            && let Some(form) = &mut self.sweep_form
+        {
+            let busy =
+                self.run.is_some() || self.compare.as_ref().is_some_and(CompareJob::is_running);
+            out.extend(sweep_view::window(
+                ui.ctx(),
+                form,
+                self.sweep.as_ref(),
+                busy,
+            ));
         }
         out
     }

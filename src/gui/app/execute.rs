@@ -91,6 +91,48 @@ impl ScalelabApp {
                 self.shots.saved();
                 return self.screenshot_done(result);
             }
+            Command::ShowSweep(open) => {
+                self.sweep_open = open;
+                if open && self.sweep_form.is_none() {
+                    let ns = self.calibration.map(|c| c.ns_per_number);
+                    self.sweep_form = Some(SweepForm::new(self.cores as u32, ns));
+                }
+                if !open && self.is_sweeping() {
+                    return vec![Command::CancelSweep];
+                }
+            }
+            Command::StartSweep(form) => {
+                self.start_sweep(&form, ctx);
+                self.sweep_form = Some(form);
+            }
+            Command::CancelSweep => {
+                if let Some(job) = &self.sweep
+                    && job.is_running()
+                {
+                    job.cancel();
+                    self.info("Cancelling the sweep…");
+                }
+            }
+            Command::SweepProgress(p) => {
+                if let Some(job) = &mut self.sweep {
+                    job.on_progress(p);
+                }
+            }
+            Command::SweepEnded(result) => {
+                let failure = result.as_ref().err().map(ToString::to_string);
+                if let Some(job) = &mut self.sweep {
+                    let (text, is_error) = job.on_ended(result);
+                    self.notice = Some(Notice { text, is_error });
+                }
+                if let Some(c) = self.script.as_mut().and_then(|s| s.on_sweep_ended(failure)) {
+                    return vec![c];
+                }
+            }
+            Command::SaveSweep(what) => self.save_sweep(what, ctx),
+            Command::SweepSaved(result) => match result {
+                Ok(p) => self.info(format!("Saved the sweep to {}", p.display())),
+                Err(e) => self.error(format!("Cannot save the sweep: {e}")),
+            },
             Command::UseRunSize(size) => {
                 self.state.form.set_size(&size);
                 self.info("The form now holds a run of a few seconds: press Run.");
@@ -202,6 +244,69 @@ impl ScalelabApp {
     }
 
     /// `<export folder>/scalelab-YYYYMMDD-HHMMSS.<ext>`.
+    /// Starts the sweep `form` describes (nothing else may measure meanwhile).
+    pub fn start_sweep(&mut self, form: &SweepForm, ctx: &Context) {
+        if self.is_running() || self.is_comparing() || self.is_sweeping() {
+            self.error("Something is already measuring; wait for it to end.");
+            return;
+        }
+        match form.config(self.options.clone()) {
+            Ok(cfg) => {
+                self.sweep = Some(SweepJob::start(cfg, &self.sender(ctx)));
+                self.sweep_open = true;
+                self.info("Sweeping: every backend at every worker count, one run at a time…");
+            }
+            Err(e) => self.error(format!("Cannot sweep: {e}")),
+        }
+    }
+
+    /// Writes (or copies) the sweep's result. Files are written on a thread
+    /// of their own: drawing the chart takes a tenth of a second.
+    fn save_sweep(&mut self, what: sweep_view::SweepExport, ctx: &Context) {
+        use crate::measure::sweep::{chart, output};
+        use sweep_view::SweepExport;
+        let Some(report) = self.sweep.as_ref().and_then(SweepJob::report).cloned() else {
+            return;
+        };
+        if what == SweepExport::CopyMarkdown {
+            ctx.copy_text(output::to_markdown(&report));
+            self.info("Copied the sweep as Markdown.");
+            return;
+        }
+        let ext = match what {
+            SweepExport::Png => "png",
+            SweepExport::Csv => "csv",
+            _ => "json",
+        };
+        let path = self.export_path(&format!("sweep.{ext}"));
+        let back = self.sender(ctx);
+        let spawned = std::thread::Builder::new()
+            .name("scalelab-sweep-save".into())
+            .spawn(move || {
+                // Written beside it under a hidden name, then renamed: the file
+                // never exists half-written.
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let part = path.with_file_name(format!(".part-{name}"));
+                let written = match what {
+                    SweepExport::Png => chart::write_png(&report, &part),
+                    SweepExport::Csv => output::to_csv(&report)
+                        .and_then(|t| std::fs::write(&part, t).map_err(|e| e.to_string())),
+                    _ => std::fs::write(&part, output::to_json(&report)).map_err(|e| e.to_string()),
+                }
+                .and_then(|()| std::fs::rename(&part, &path).map_err(|e| e.to_string()));
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&part);
+                }
+                back.send(Command::SweepSaved(written.map(|()| path)));
+            });
+        if let Err(e) = spawned {
+            self.error(format!("Cannot save the sweep: {e}"));
+        }
+    }
+
     pub(super) fn export_path(&self, ext: &str) -> PathBuf {
         let dir = crate::gui::expand_home(&self.state.export_dir);
         dir.join(format!("scalelab-{}.{ext}", crate::gui::timestamp()))

@@ -28,6 +28,7 @@ use super::screenshot::Screenshotter;
 use super::scripted::Script;
 pub use super::state::{AppState, ExportFormat, ThemeChoice};
 use super::state_log::StateLog;
+use super::sweep_view::{self, SweepForm, SweepJob};
 
 /// Key of the app's state in eframe's storage.
 pub const STATE_KEY: &str = "scalelab_state";
@@ -69,6 +70,10 @@ pub struct ScalelabApp {
     theme_applied: Option<ThemeChoice>,
     compare: Option<CompareJob>,
     compare_open: bool,
+    sweep: Option<SweepJob>,
+    sweep_open: bool,
+    /// The scaling-curves window's settings, made when it first opens.
+    sweep_form: Option<SweepForm>,
     /// The folder dialog is open on its own thread (its answer comes as a command).
     folder_dialog_open: bool,
     /// Where background work sends its commands (see `CommandSender`), and
@@ -99,6 +104,9 @@ impl ScalelabApp {
             theme_applied: None,
             compare: None,
             compare_open: false,
+            sweep: None,
+            sweep_open: false,
+            sweep_form: None,
             folder_dialog_open: false,
             background_tx,
             background_rx,
@@ -161,6 +169,21 @@ impl ScalelabApp {
     /// True while the comparison with CPython is measuring.
     pub fn is_comparing(&self) -> bool {
         self.compare.as_ref().is_some_and(CompareJob::is_running)
+    }
+
+    /// True while a sweep is measuring.
+    pub fn is_sweeping(&self) -> bool {
+        self.sweep.as_ref().is_some_and(SweepJob::is_running)
+    }
+
+    /// The sweep, running or ended.
+    pub fn sweep_job(&self) -> Option<&SweepJob> {
+        self.sweep.as_ref()
+    }
+
+    /// The scaling-curves window's settings (once it has been opened).
+    pub fn sweep_form_mut(&mut self) -> Option<&mut SweepForm> {
+        self.sweep_form.as_mut()
     }
 
     /// The comparison with CPython, running or ended.
@@ -228,11 +251,8 @@ impl ScalelabApp {
         let mut commands = self.drain_events();
         commands.extend(self.background_rx.try_iter());
         commands.extend(self.shortcuts(&ctx));
-        if let Some(c) = self
-            .script
-            .as_mut()
-            .and_then(|s| s.step(self.run.is_some()))
-        {
+        let busy = self.run.is_some() || self.is_sweeping();
+        if let Some(c) = self.script.as_mut().and_then(|s| s.step(busy)) {
             commands.push(c);
         }
         commands.extend(self.draw(ui));

@@ -6,15 +6,19 @@
 pub mod chart;
 pub mod output;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::amdahl::{self, Fit, Point};
 use super::median;
-use crate::engine::{EngineOptions, run_to_end};
+use crate::engine::{EngineOptions, start};
 use crate::metrics::cores::core_count;
+use crate::report::RunReport;
 use crate::report::RunStatus;
+use crate::report::event::Event;
 use crate::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// What to sweep.
@@ -28,6 +32,8 @@ pub struct SweepConfig {
     pub seed: u64,
     pub repeat: usize,
     pub options: EngineOptions,
+    /// Set it to stop the sweep: the run in progress is cancelled at once.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// 1, 2, 4, ... up to 2 × cores, and `cores` itself.
@@ -84,17 +90,21 @@ pub struct SweepReport {
 }
 
 /// Why a sweep did not give a report.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SweepError {
     /// The sweep asked for is not one that can be run.
     #[error("{0}")]
     Invalid(String),
-    /// A run of the sweep failed or was cancelled.
+    /// A run of the sweep failed.
     #[error("{0}")]
     Failed(String),
+    /// `SweepConfig::cancel` was set.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Progress: point k of n has just started; the estimated seconds left.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     pub point: usize,
     pub points: usize,
@@ -169,8 +179,7 @@ pub fn run(
                 what: format!("{backend} x{w}"),
                 eta_s,
             });
-            let r = run_to_end(cfg.spec(backend, w), cfg.options.clone())
-                .map_err(|e| SweepError::Invalid(e.to_string()))?;
+            let r = run_one(cfg, cfg.spec(backend, w))?;
             if r.status != RunStatus::Ok {
                 return Err(SweepError::Failed(format!(
                     "{backend} x{w} {}: {}",
@@ -244,6 +253,34 @@ pub fn run(
     })
 }
 
+/// One run of the sweep, cancelled as soon as the sweep is.
+fn run_one(cfg: &SweepConfig, spec: RunSpec) -> Result<Box<RunReport>, SweepError> {
+    if cfg.cancel.load(Ordering::Relaxed) {
+        return Err(SweepError::Cancelled);
+    }
+    let h = start(spec, cfg.options.clone()).map_err(|e| SweepError::Invalid(e.to_string()))?;
+    loop {
+        match h.events.recv_timeout(Duration::from_millis(20)) {
+            Ok(Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r)) => {
+                h.join();
+                if r.status == RunStatus::Cancelled && cfg.cancel.load(Ordering::Relaxed) {
+                    return Err(SweepError::Cancelled);
+                }
+                return Ok(r);
+            }
+            Ok(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if cfg.cancel.load(Ordering::Relaxed) {
+                    h.cancel();
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(SweepError::Failed("a run of the sweep vanished".into()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +303,7 @@ mod tests {
             seed: 1,
             repeat: 1,
             options: EngineOptions::default(),
+            cancel: Default::default(),
         };
         let e = run(&cfg, |_| {}).unwrap_err();
         assert!(
@@ -296,6 +334,7 @@ mod tests {
             seed: 3,
             repeat: 2,
             options: EngineOptions::default(),
+            cancel: Default::default(),
         };
         let mut seen = Vec::new();
         let r = run(&cfg, |p| seen.push((p.point, p.points, p.what.clone()))).unwrap();
@@ -313,5 +352,30 @@ mod tests {
             assert!((one.speedup_median - 1.0).abs() < 1e-9);
             assert!(one.speedup_min <= one.speedup_median && one.speedup_median <= one.speedup_max);
         }
+    }
+
+    #[test]
+    fn a_cancelled_sweep_stops_its_run_at_once() {
+        let cfg = SweepConfig {
+            backends: vec![BackendKind::Threads],
+            workers: vec![1],
+            tasks: 1,
+            numbers: 50_000_000_000,
+            seed: 3,
+            repeat: 1,
+            options: EngineOptions::default(),
+            cancel: Default::default(),
+        };
+        let cancel = cfg.cancel.clone();
+        let t = Instant::now();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let e = run(&cfg, |_| {}).unwrap_err();
+        stopper.join().unwrap();
+        assert!(matches!(e, SweepError::Cancelled), "{e}");
+        // The run alone would take a minute.
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     }
 }
