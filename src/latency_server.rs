@@ -101,7 +101,7 @@ async fn admitted(stream: &mut TcpStream, token: &str) -> bool {
         let mut len = [0u8; 2];
         stream.read_exact(&mut len).await.ok()?;
         let len = u16::from_le_bytes(len) as usize;
-        if len > crate::spec::MAX_TOKEN_LEN {
+        if len > crate::workload::io::MAX_TOKEN_LEN {
             return None;
         }
         let mut given = vec![0u8; len];

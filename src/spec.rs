@@ -335,8 +335,8 @@ pub const MAX_JOIN_TIMEOUT_S: u32 = 86_400;
 
 /// Missed heartbeat intervals after which a bus peer counts as gone.
 pub const HEARTBEAT_LIVENESS: u32 = 5;
-/// Longest token a bus accepts.
-pub const MAX_TOKEN_LEN: usize = 256;
+/// Longest token a bus accepts (its latency service reads no longer one).
+pub use crate::workload::io::MAX_TOKEN_LEN;
 
 impl Default for BusParams {
     fn default() -> Self {

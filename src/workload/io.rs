@@ -51,6 +51,9 @@ pub fn decode_request(msg: &[u8; REQUEST_LEN]) -> (u64, u64) {
     )
 }
 
+/// Longest token a bus run (and so its latency service) accepts.
+pub const MAX_TOKEN_LEN: usize = 256;
+
 /// The byte the service sends once it has accepted a connection's token.
 pub const TOKEN_ACCEPTED: u8 = 1;
 
