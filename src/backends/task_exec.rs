@@ -139,12 +139,9 @@ impl TaskPlan {
         if r >= io.requests {
             return Step::Done;
         }
-        // A mixed task draws its share of numbers before each request.
-        let until = if self.numbers > 0 {
-            mixed_slice_end(self.numbers, io.requests, r)
-        } else {
-            0
-        };
+        // A mixed task draws its share of numbers before each request (an
+        // io task has none to draw: its share is always 0).
+        let until = mixed_slice_end(self.numbers, io.requests, r);
         if self.cpu.drawn() < until {
             Step::Compute { until }
         } else {
@@ -300,6 +297,7 @@ mod tests {
     #[test]
     fn a_cpu_task_draws_its_numbers_once_and_requests_nothing() {
         let mut plan = TaskPlan::new(&input(WorkloadKind::Cpu, 1000, 4));
+        assert_eq!(plan.numbers(), 1000);
         let steps = drive(&mut plan, 9);
         assert_eq!(steps, [Step::Compute { until: 1000 }, Step::Done]);
         let out = plan.finish();
