@@ -327,6 +327,34 @@ mod tests {
         assert_eq!(plan.finish().sum, task_sum(9, 3, 1000) + io_sum(9, 3, 3));
     }
 
+    /// A TaskEnv that records progress and never cancels.
+    struct Recorder(Vec<u64>);
+
+    impl TaskEnv for Recorder {
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn progress(&mut self, done: u64) {
+            self.0.push(done);
+        }
+        fn slice(&self) -> u64 {
+            4096
+        }
+    }
+
+    #[test]
+    fn computing_stops_exactly_where_the_plan_says_not_a_slice_later() {
+        // A mixed task's share before a request ends mid-slice: drawing on to
+        // the slice's end would move numbers across the request.
+        let mut cpu = CpuTask::new(9, 3, 10_000);
+        let mut env = Recorder(Vec::new());
+        compute(&mut env, &mut cpu, 1000).unwrap();
+        assert_eq!(cpu.drawn(), 1000);
+        assert_eq!(env.0, [1000]);
+        compute(&mut env, &mut cpu, 9000).unwrap();
+        assert_eq!(env.0, [1000, 5096, 9000]);
+    }
+
     #[test]
     fn a_wrong_answer_fails_the_task_and_is_not_counted() {
         let mut plan = TaskPlan::new(&input(WorkloadKind::Io, 0, 2));
