@@ -658,7 +658,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     {
         return bad_input(format!("--chart: no such folder: {}", dir.display()));
     }
-    if let Some(w) = workers.iter().find(|&&w| w > 0 && tasks % w != 0) {
+    if let Some(w) = workers.iter().find(|&&w| w > 0 && !tasks.is_multiple_of(w)) {
         eprintln!(
             "scalelab: note: {tasks} tasks do not split evenly over {w} workers; \
              a multiple of {} would (e.g. --tasks {})",

@@ -15,7 +15,6 @@ use scalelab::engine::start;
 use scalelab::report::RunStatus;
 use scalelab::report::event::{BusEvent, Event};
 use scalelab::spec::{BackendKind, BusParams, IoParams, RunSpec, WorkloadKind};
-use scalelab::workload::cpu::task_sum;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
 

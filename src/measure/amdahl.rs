@@ -68,8 +68,9 @@ pub fn fit(points: &[Point], cores: u32) -> Option<Fit> {
     let grid = 1000;
     let mut best = (0..=grid)
         .map(|i| i as f64 / grid as f64)
-        .min_by(|&a, &b| residual_sum(points, cores, a).total_cmp(&residual_sum(points, cores, b)))
-        .expect("the grid is not empty");
+        .min_by(|&a, &b| {
+            residual_sum(points, cores, a).total_cmp(&residual_sum(points, cores, b))
+        })?;
     let (mut lo, mut hi) = (
         (best - 1.0 / grid as f64).max(0.0),
         (best + 1.0 / grid as f64).min(1.0),
@@ -144,10 +145,7 @@ fn misfit(points: &[Point], relative_rms: f64) -> Option<String> {
     if let Some(&(w, s)) = by_workers.last()
         && s < SLOWDOWN * peak
     {
-        let (pw, _) = by_workers
-            .iter()
-            .find(|(_, x)| *x == peak)
-            .expect("the peak is one of them");
+        let (pw, _) = by_workers.iter().find(|(_, x)| *x == peak)?;
         return Some(format!(
             "slower with more workers: {s:.2}x at {w} against {peak:.2}x at {pw}, which Amdahl's law cannot give"
         ));
