@@ -25,8 +25,9 @@ inner() {
   kill "$app" "$bar" "$wm"
   wait || true
 }
-export -f inner
-# shellcheck disable=SC2016 # expanded by the inner bash, on purpose
-xvfb-run -a -s "-screen 0 1600x1000x24" bash -c 'inner "$0" "$1"' "$bin" "$out"
+# xvfb-run is a sh script, and dash drops exported bash functions: the inner
+# bash gets the function's text instead.
+# shellcheck disable=SC2016 # $0 and $1 are the inner bash's, on purpose
+xvfb-run -a -s "-screen 0 1600x1000x24" bash -c "$(declare -f inner)"'; inner "$0" "$1"' "$bin" "$out"
 /usr/bin/convert "$out/window-list.png" -crop 400x60+0+940 -resize 200% "$out/window-list-taskbar.png"
 echo "wrote $out/window-list.png and $out/window-list-taskbar.png" >&2
