@@ -142,3 +142,27 @@ fn fields_carry_their_hints_and_the_backend_its_blurb() {
         "the threads backend's blurb is missing"
     );
 }
+
+/// The form's text fields fit the panel beside their labels: neither spilling
+/// past its edge nor shrunk to a stub (a layout bug the other tests cannot see).
+#[test]
+fn the_forms_fields_fit_beside_their_labels() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    let label = h.get_by_label("Workers").rect();
+    for field in ["Workers", "Tasks", "Numbers per task", "Seed"] {
+        let r = h
+            .get_all_by_label(field)
+            .map(|n| n.rect())
+            .max_by(|a, b| a.width().total_cmp(&b.width()))
+            .unwrap();
+        assert!(r.width() >= 100.0, "{field}: {r:?} is a stub");
+        // The left panel opens 300 points wide: a field leaves room before its
+        // edge (a field sized past it is clipped at 299, against the scroll bar).
+        assert!(
+            r.right() <= 288.0,
+            "{field}: {r:?} runs into the panel's edge"
+        );
+        assert!(r.left() >= label.left(), "{field}: {r:?}");
+    }
+}
