@@ -410,6 +410,13 @@ impl BusParams {
     }
 }
 
+/// The HOST of a `tcp://HOST:PORT` endpoint, without an IPv6 address's brackets.
+pub fn endpoint_host(ep: &str) -> Option<&str> {
+    ep.strip_prefix("tcp://")
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+}
+
 /// Accepts `tcp://HOST:PORT` where PORT is a number or `*` (an ephemeral port).
 fn check_endpoint(ep: &str) -> Result<(), String> {
     let usage = || format!("{ep:?} is not of the form tcp://ADDRESS:PORT (PORT may be *)");

@@ -87,11 +87,7 @@ fn bus_service_addr(addr: &str, side: BusSide<'_>) -> Result<SocketAddr, String>
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
         .ok_or_else(|| format!("bad latency service address {addr:?}"))?;
-    let host = side
-        .endpoint
-        .strip_prefix("tcp://")
-        .and_then(|r| r.rsplit_once(':'))
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+    let host = crate::spec::endpoint_host(side.endpoint)
         .ok_or_else(|| format!("bad bus endpoint {:?}", side.endpoint))?;
     (host, port)
         .to_socket_addrs()

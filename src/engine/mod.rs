@@ -241,11 +241,8 @@ fn control(mut ctx: RunContext) {
 /// The address a bus run's latency service binds: the bus's own (`*` is every
 /// interface, as for the bus). Loopback for a bus on loopback.
 fn bus_service_ip(bind: &str) -> Result<std::net::IpAddr, String> {
-    let host = bind
-        .strip_prefix("tcp://")
-        .and_then(|r| r.rsplit_once(':'))
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-        .ok_or_else(|| format!("bad bus endpoint {bind:?}"))?;
+    let host =
+        crate::spec::endpoint_host(bind).ok_or_else(|| format!("bad bus endpoint {bind:?}"))?;
     if host == "*" {
         return Ok(std::net::Ipv4Addr::UNSPECIFIED.into());
     }

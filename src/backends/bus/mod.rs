@@ -125,13 +125,17 @@ fn bind(zctx: &zmq::Context, addr: &str) -> Result<(zmq::Socket, String), String
     Ok((s, endpoint))
 }
 
+/// `N` bytes from the kernel's random source.
+fn kernel_random<const N: usize>() -> std::io::Result<[u8; N]> {
+    use std::io::Read;
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b))?;
+    Ok(b)
+}
+
 /// A fresh random token: 128 bits from the kernel, in hex.
 pub fn fresh_token() -> Result<String, String> {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| format!("cannot make a token: {e}"))?;
+    let b = kernel_random::<16>().map_err(|e| format!("cannot make a token: {e}"))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 

@@ -165,12 +165,9 @@ impl Verifier {
 
 /// 64 bits from the kernel's random source.
 fn secret() -> Result<u64, String> {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| format!("cannot draw the spot-check secret: {e}"))?;
-    Ok(u64::from_le_bytes(b))
+    super::kernel_random::<8>()
+        .map(u64::from_le_bytes)
+        .map_err(|e| format!("cannot draw the spot-check secret: {e}"))
 }
 
 #[cfg(test)]
