@@ -650,7 +650,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         .unwrap_or_else(|| sweep::suggested_tasks(&workers));
     let numbers = args.numbers.unwrap_or_else(|| {
         let c = scalelab::engine::calibrate::Calibration::measure();
-        ((args.seconds * 1e9 / c.ns_per_number) as u64 / u64::from(tasks.max(1))).max(1)
+        sweep::numbers_for(args.seconds, c.ns_per_number, tasks)
     });
     if let Some(dir) = args.chart.as_ref().and_then(|p| p.parent())
         && !dir.as_os_str().is_empty()

@@ -15,7 +15,6 @@ use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints};
 
 use super::command::{Command, CommandSender};
 use crate::engine::EngineOptions;
-use crate::measure::amdahl;
 use crate::measure::sweep::{
     self, Progress, SweepConfig, SweepError, SweepReport, output::fit_line,
 };
@@ -39,9 +38,7 @@ impl SweepForm {
     pub fn new(cores: u32, ns_per_number: Option<f64>) -> Self {
         let workers = sweep::default_workers(cores);
         let tasks = sweep::suggested_tasks(&workers);
-        let numbers = ns_per_number.map_or(10_000_000, |ns| {
-            ((2e9 / ns) as u64 / u64::from(tasks)).max(1)
-        });
+        let numbers = ns_per_number.map_or(10_000_000, |ns| sweep::numbers_for(2.0, ns, tasks));
         SweepForm {
             backends: vec![
                 BackendKind::Threads,
@@ -389,12 +386,7 @@ fn result(ui: &mut Ui, r: &SweepReport) -> Vec<Command> {
         }
         ui.label(text);
     }
-    let max_w = r
-        .curves
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.workers))
-        .max()
-        .unwrap_or(1);
+    let max_w = r.max_workers();
     let height = (ui.available_height() - 10.0).clamp(260.0, 420.0);
     let width = (ui.available_width() - 10.0) / 2.0;
     ui.horizontal(|ui| {
@@ -407,9 +399,7 @@ fn result(ui: &mut Ui, r: &SweepReport) -> Vec<Command> {
             .include_y(0.0)
             .include_x(0.0)
             .show(ui, |p| {
-                let ideal: Vec<[f64; 2]> = (1..=max_w)
-                    .map(|w| [f64::from(w), f64::from(w.min(r.cores))])
-                    .collect();
+                let ideal = r.ideal();
                 p.line(
                     Line::new(
                         format!("ideal: min(workers, {} cores)", r.cores),
@@ -442,15 +432,7 @@ fn result(ui: &mut Ui, r: &SweepReport) -> Vec<Command> {
                         );
                     }
                     if let Some(f) = &c.fit {
-                        let model: Vec<[f64; 2]> = (0..=100)
-                            .map(|i| 1.0 + f64::from(max_w - 1) * f64::from(i) / 100.0)
-                            .map(|x| {
-                                [
-                                    x,
-                                    amdahl::speedup(f.serial_fraction, x.min(f64::from(r.cores))),
-                                ]
-                            })
-                            .collect();
+                        let model = r.fitted(f.serial_fraction, f64::from(max_w), 100);
                         p.line(
                             Line::new(
                                 format!("{} fit (s = {:.2})", c.backend, f.serial_fraction),

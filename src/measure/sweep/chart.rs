@@ -8,7 +8,6 @@ use plotters::prelude::*;
 
 use super::SweepReport;
 use super::output::fit_line;
-use crate::measure::amdahl;
 use crate::measure::compare::chart::register_font;
 
 fn color(b: crate::spec::BackendKind) -> RGBColor {
@@ -39,12 +38,7 @@ pub fn write_png(r: &SweepReport, path: &Path) -> Result<(), String> {
             )
             .map_err(e)?;
         let (left, right) = plots.split_horizontally(w / 2 + 100);
-        let max_w = r
-            .curves
-            .iter()
-            .flat_map(|c| c.points.iter().map(|p| p.workers))
-            .max()
-            .unwrap_or(1);
+        let max_w = r.max_workers();
         let x_hi = f64::from(max_w) * 1.05;
         let y_hi = r
             .curves
@@ -68,9 +62,7 @@ pub fn write_png(r: &SweepReport, path: &Path) -> Result<(), String> {
             .draw()
             .map_err(e)?;
         // The ideal: every worker a core of its own, up to the cores there are.
-        let ideal: Vec<(f64, f64)> = (1..=max_w)
-            .map(|x| (f64::from(x), f64::from(x.min(r.cores))))
-            .collect();
+        let ideal: Vec<(f64, f64)> = r.ideal().into_iter().map(|[x, y]| (x, y)).collect();
         speed
             .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(2)))
             .map_err(e)?
@@ -81,14 +73,10 @@ pub fn write_png(r: &SweepReport, path: &Path) -> Result<(), String> {
         for c in &r.curves {
             let col = color(c.backend);
             if let Some(f) = &c.fit {
-                let model: Vec<(f64, f64)> = (0..=200)
-                    .map(|i| 1.0 + (x_hi - 1.0) * f64::from(i) / 200.0)
-                    .map(|x| {
-                        (
-                            x,
-                            amdahl::speedup(f.serial_fraction, x.min(f64::from(r.cores))),
-                        )
-                    })
+                let model: Vec<(f64, f64)> = r
+                    .fitted(f.serial_fraction, x_hi, 200)
+                    .into_iter()
+                    .map(|[x, y]| (x, y))
                     .collect();
                 speed
                     .draw_series(DashedLineSeries::new(

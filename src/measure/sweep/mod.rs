@@ -47,6 +47,12 @@ pub fn default_workers(cores: u32) -> Vec<u32> {
     w
 }
 
+/// Numbers per task for `tasks` tasks that one worker draws in about
+/// `seconds` at `ns_per_number`.
+pub fn numbers_for(seconds: f64, ns_per_number: f64, tasks: u32) -> u64 {
+    ((seconds * 1e9 / ns_per_number) as u64 / u64::from(tasks.max(1))).max(1)
+}
+
 /// Tasks that split evenly at every point: a multiple of the largest worker count.
 pub fn suggested_tasks(workers: &[u32]) -> u32 {
     2 * workers.iter().copied().max().unwrap_or(1)
@@ -110,6 +116,33 @@ pub struct Progress {
     pub points: usize,
     pub what: String,
     pub eta_s: Option<f64>,
+}
+
+impl SweepReport {
+    /// The largest worker count swept.
+    pub fn max_workers(&self) -> u32 {
+        self.curves
+            .iter()
+            .flat_map(|c| c.points.iter().map(|p| p.workers))
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The ideal curve, min(workers, cores), at every worker count up to the largest.
+    pub fn ideal(&self) -> Vec<[f64; 2]> {
+        (1..=self.max_workers())
+            .map(|w| [f64::from(w), f64::from(w.min(self.cores))])
+            .collect()
+    }
+
+    /// The speed-up Amdahl's law gives with serial fraction `s` on this
+    /// machine's cores, at `steps + 1` worker counts from 1 to `to`.
+    pub fn fitted(&self, s: f64, to: f64, steps: u32) -> Vec<[f64; 2]> {
+        (0..=steps)
+            .map(|i| 1.0 + (to - 1.0) * f64::from(i) / f64::from(steps))
+            .map(|x| [x, amdahl::speedup(s, x.min(f64::from(self.cores)))])
+            .collect()
+    }
 }
 
 impl SweepConfig {
