@@ -616,20 +616,33 @@ fn compare(args: &CompareArgs) -> ExitCode {
         Err(e) => return failed(e),
     };
     let text = match args.format {
-        TableFormat::Table => output::to_table(&report),
-        TableFormat::Markdown => output::to_markdown(&report),
-        TableFormat::Json => output::to_json(&report),
-        TableFormat::Csv => match output::to_csv(&report) {
-            Ok(s) => s,
-            Err(e) => return failed(e),
-        },
+        TableFormat::Table => Ok(output::to_table(&report)),
+        TableFormat::Markdown => Ok(output::to_markdown(&report)),
+        TableFormat::Json => Ok(output::to_json(&report)),
+        TableFormat::Csv => output::to_csv(&report),
+    };
+    print_with_chart(text, args.chart.as_deref(), |path| {
+        chart::write_png(&report, path)
+    })
+}
+
+/// Prints a measurement's text (`compare`, `sweep`) and draws its chart
+/// when one was asked for.
+fn print_with_chart(
+    text: Result<String, String>,
+    chart: Option<&std::path::Path>,
+    draw: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> ExitCode {
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return failed(e),
     };
     print!("{text}");
     if !text.ends_with('\n') {
         println!();
     }
-    if let Some(path) = &args.chart {
-        if let Err(e) = chart::write_png(&report, path) {
+    if let Some(path) = chart {
+        if let Err(e) = draw(path) {
             return failed(e);
         }
         eprintln!("chart written to {}", path.display());
@@ -687,25 +700,14 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         Err(e) => return failed(e),
     };
     let text = match args.format {
-        TableFormat::Table => output::to_table(&report),
-        TableFormat::Markdown => output::to_markdown(&report),
-        TableFormat::Json => output::to_json(&report),
-        TableFormat::Csv => match output::to_csv(&report) {
-            Ok(s) => s,
-            Err(e) => return failed(e),
-        },
+        TableFormat::Table => Ok(output::to_table(&report)),
+        TableFormat::Markdown => Ok(output::to_markdown(&report)),
+        TableFormat::Json => Ok(output::to_json(&report)),
+        TableFormat::Csv => output::to_csv(&report),
     };
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
-    }
-    if let Some(path) = &args.chart {
-        if let Err(e) = chart::write_png(&report, path) {
-            return failed(e);
-        }
-        eprintln!("chart written to {}", path.display());
-    }
-    ExitCode::SUCCESS
+    print_with_chart(text, args.chart.as_deref(), |path| {
+        chart::write_png(&report, path)
+    })
 }
 
 fn soak(args: &SoakArgs) -> ExitCode {
