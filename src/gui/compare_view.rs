@@ -150,9 +150,7 @@ impl CompareJob {
         self.took = Some(took);
         // The thread's last act was to send this: joining it takes no time, but off this thread anyway.
         if let Some(t) = self.thread.take() {
-            let _ = std::thread::Builder::new()
-                .name("scalelab-compare-join".into())
-                .spawn(move || t.join());
+            join_off_thread(t, "scalelab-compare-join");
         }
         let took = clock(took);
         let (outcome, text, is_error) = match result {
@@ -201,14 +199,29 @@ impl Drop for CompareJob {
     fn drop(&mut self) {
         self.cancel();
         if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+            join_within(t, Duration::from_secs(2));
         }
+    }
+}
+
+/// Joins a background job's thread that has sent its last command, on a
+/// thread of its own (`name`, which starts as the job's does): the UI
+/// thread never waits.
+pub fn join_off_thread(t: JoinHandle<()>, name: &str) {
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || t.join());
+}
+
+/// Gives a cancelled job's thread up to `limit` to end (as the app goes
+/// away), joining it if it did.
+pub fn join_within(t: JoinHandle<()>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if t.is_finished() {
+        let _ = t.join();
     }
 }
 

@@ -14,6 +14,7 @@ use egui::{Color32, Context, RichText, Ui};
 use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints};
 
 use super::command::{Command, CommandSender};
+use super::compare_view::{join_off_thread, join_within};
 use crate::engine::EngineOptions;
 use crate::measure::sweep::{
     self, Progress, SweepConfig, SweepError, SweepReport, output::fit_line,
@@ -205,9 +206,7 @@ impl SweepJob {
         let took = self.started.elapsed();
         self.took = Some(took);
         if let Some(t) = self.thread.take() {
-            let _ = std::thread::Builder::new()
-                .name("scalelab-sweep-join".into())
-                .spawn(move || t.join());
+            join_off_thread(t, "scalelab-sweep-join");
         }
         let line = match &result {
             Ok(_) => (format!("Sweep done in {:.0} s.", took.as_secs_f64()), false),
@@ -224,13 +223,7 @@ impl Drop for SweepJob {
     fn drop(&mut self) {
         self.cancel();
         if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+            join_within(t, Duration::from_secs(2));
         }
     }
 }
