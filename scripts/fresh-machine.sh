@@ -40,6 +40,8 @@ logs=$base/logs
 build_pkgs=(
   g++                 # linker `cc` not found; then rust-lld: cannot open Scrt1.o, -lc
                       # (gcc alone lacks libc6-dev); zmq-sys compiles the bundled libzmq (C++)
+  make                # libsodium-sys-stable builds the bundled libsodium (the bus's
+                      # CurveZMQ) with its configure script and make
 )
 window_pkgs=(
   xvfb                # xvfb-run itself, the X server, and (as its dependencies) libgl1
@@ -53,13 +55,13 @@ test_pkgs=(
   python3             # tests/compare.rs: "python3 is needed" (it compares against CPython)
 )
 # The full suite also needs (see .ci/run): xdotool for tests/gui_cancel.rs and
-# tests/gui_window.rs, xprop (x11-utils) for tests/gui_window.rs, ip
+# tests/gui_window.rs, xprop (x11-utils) for tests/gui_window.rs, ip and tcpdump
 # for tests/bus_netns.rs, pyzmq for tests/bus_python.rs (Debian's python3-zmq),
 # desktop-file-validate for tests/packaging.rs.
 # tests/bus_netns.rs binds the address of a veth pair it makes; here that pair
 # lives inside the run's own network namespace (see in_root_offline), which
 # has no way out.
-heavy_pkgs=(xdotool x11-utils iproute2 python3-zmq desktop-file-utils)
+heavy_pkgs=(xdotool x11-utils iproute2 tcpdump python3-zmq desktop-file-utils)
 
 heavy=0 prove=0 keep=0 tests_only=0 custom=
 while [ $# -gt 0 ]; do
@@ -317,7 +319,7 @@ if [ "$prove" = 1 ] && [ "$app" != FAIL ] && [ "$tests" = PASS ]; then
     echo "   without $pkg..."
     if [[ " ${build_pkgs[*]} " == *" $pkg "* ]]; then
       # Rebuild the C++ part (the bundled libzmq) and relink, then put it back.
-      prove_one "$pkg" build "cargo clean -q --release -p zmq-sys && nice -n 10 cargo build --release" in_root
+      prove_one "$pkg" build "cargo clean -q --release -p zmq-sys -p libsodium-sys-stable && nice -n 10 cargo build --release" in_root
       in_root 'nice -n 10 cargo build -q --release' >>"$logs/prove.log" 2>&1
     elif [[ " ${window_pkgs[*]} " == *" $pkg "* ]]; then
       prove_one "$pkg" window "$window_cmd" in_root_offline
