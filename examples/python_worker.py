@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A scalelab bus worker in Python (pyzmq), written from docs/PROTOCOL.md.
 
-    python3 examples/python_worker.py --connect tcp://127.0.0.1:PORT --token TOKEN
+    python3 examples/python_worker.py --connect tcp://127.0.0.1:PORT --token TOKEN [--server-key KEY]
 
 Pure Python draws about a million numbers a second: give it small tasks.
 """
@@ -141,12 +141,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connect", required=True, help="the master's endpoint")
     ap.add_argument("--token", required=True, help="the run's token")
+    ap.add_argument("--server-key", help="the master's CURVE public key (encrypted bus)")
     ap.add_argument("--join-timeout", type=float, default=10.0)
     args = ap.parse_args()
 
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 100)
+    if args.server_key:
+        # CurveZMQ: pin the master's key, with a throwaway key pair of our own.
+        sock.curve_serverkey = args.server_key.encode()
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
     sock.connect(args.connect)
     link = Link(sock)
     link.send({"type": "join", "protocol": PROTOCOL, "token": args.token,

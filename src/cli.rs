@@ -57,6 +57,11 @@ pub struct WorkerArgs {
     /// The run's token (default: the SCALELAB_BUS_TOKEN environment variable).
     #[arg(long, requires = "connect")]
     pub token: Option<String>,
+    /// The master's CURVE public key, as its join command prints it: the bus
+    /// is then encrypted and only that master can talk to this worker
+    /// (default: the SCALELAB_BUS_SERVER_KEY environment variable).
+    #[arg(long, requires = "connect", value_name = "KEY")]
+    pub server_key: Option<String>,
     /// Seconds to wait for the master to accept the join.
     #[arg(long, default_value_t = 10.0, requires = "connect", value_parser = seconds_up_to::<3600>)]
     pub join_timeout: f64,
@@ -135,6 +140,17 @@ pub struct BusArgs {
     #[arg(long, default_value_t = 5, value_name = "PERCENT",
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub verify: u32,
+    /// Encrypt the bus with CurveZMQ, loopback included (on by default when
+    /// --bind exposes it beyond loopback); local workers use it too.
+    #[arg(long, conflicts_with = "no_encrypt")]
+    pub encrypt: bool,
+    /// Do not encrypt, even beyond loopback (for workers without CURVE).
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Keep the master's key pair in this file (made when missing, mode 600),
+    /// so that workers can pin its public key across runs; else one per run.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<String>,
 }
 
 impl SpecArgs {
@@ -160,6 +176,12 @@ impl SpecArgs {
                 heartbeat_ms: self.bus.heartbeat_ms,
                 join_timeout_s: self.bus.join_timeout,
                 verify_percent: self.bus.verify,
+                encrypt: match (self.bus.encrypt, self.bus.no_encrypt) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                keys: self.bus.keys.clone(),
             },
         }
     }
@@ -747,9 +769,13 @@ fn faults(args: &FaultArgs) -> ExitCode {
 /// What a person at the terminal needs from the bus: how to join, who joined or was refused.
 fn print_bus_event(e: &BusEvent) {
     match e {
-        BusEvent::Listening { endpoint, token } => eprintln!(
+        BusEvent::Listening {
+            endpoint,
+            token,
+            server_key,
+        } => eprintln!(
             "scalelab: bus listening on {endpoint}; join with: {}",
-            join_command(endpoint, token)
+            join_command(endpoint, token, server_key.as_deref())
         ),
         BusEvent::Waiting {
             joined,
@@ -806,9 +832,20 @@ fn worker(args: &WorkerArgs) -> ExitCode {
             bus::TOKEN_ENV
         ));
     };
+    let server_key = match args
+        .server_key
+        .clone()
+        .or_else(|| std::env::var(bus::keys::SERVER_KEY_ENV).ok())
+        .map(|k| bus::keys::decode_key(&k))
+        .transpose()
+    {
+        Ok(k) => k,
+        Err(e) => return bad_input(format!("worker: --server-key: {e}")),
+    };
     let opts = JoinOptions {
         endpoint: endpoint.clone(),
         token,
+        server_key,
         join_timeout: std::time::Duration::from_secs_f64(args.join_timeout),
     };
     match bus_worker::serve(&opts) {

@@ -328,6 +328,12 @@ pub struct BusParams {
     /// Percent of remote workers' results the master recomputes, chosen at
     /// random, besides each remote worker's first (0: only the first).
     pub verify_percent: u32,
+    /// CurveZMQ encryption and server authentication: `Some(true)` on (loopback
+    /// included), `Some(false)` off, `None` on exactly when `bind` is beyond loopback.
+    pub encrypt: Option<bool>,
+    /// File holding the master's CURVE key pair (created when missing), so
+    /// that workers can pin one public key across runs; else one per run.
+    pub keys: Option<String>,
 }
 
 /// The longest `join_timeout_s` (a day); 0 means no limit.
@@ -347,6 +353,8 @@ impl Default for BusParams {
             heartbeat_ms: 250,
             join_timeout_s: 60,
             verify_percent: 5,
+            encrypt: None,
+            keys: None,
         }
     }
 }
@@ -355,6 +363,12 @@ impl BusParams {
     /// Workers the master starts itself.
     pub fn local_workers(&self, workers: u32) -> u32 {
         workers.saturating_sub(self.remote_workers)
+    }
+
+    /// Whether the bus runs CurveZMQ: as asked, else whenever it is exposed beyond loopback.
+    pub fn encrypted(&self) -> bool {
+        self.encrypt
+            .unwrap_or_else(|| !endpoint_host(&self.bind).is_some_and(is_loopback))
     }
 
     /// Problems with the bus settings of a run of `workers` workers.
@@ -397,6 +411,14 @@ impl BusParams {
                 format!("{} % is more than 100 %", self.verify_percent),
             );
         }
+        match &self.keys {
+            Some(k) if k.is_empty() => bad("bus.keys", "must name a file".into()),
+            Some(_) if self.encrypt == Some(false) => bad(
+                "bus.keys",
+                "a key pair is for encryption, which this run turns off".into(),
+            ),
+            _ => {}
+        }
         if self.join_timeout_s > MAX_JOIN_TIMEOUT_S {
             bad(
                 "bus.join_timeout_s",
@@ -415,6 +437,12 @@ pub fn endpoint_host(ep: &str) -> Option<&str> {
     ep.strip_prefix("tcp://")
         .and_then(|r| r.rsplit_once(':'))
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+}
+
+/// A host that names this machine's loopback: `127.0.0.0/8` or `::1`.
+fn is_loopback(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Accepts `tcp://HOST:PORT` where PORT is a number or `*` (an ephemeral port).
@@ -525,6 +553,39 @@ mod tests {
             assert_eq!(BackendKind::from_name(b.name()), Some(b));
             assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{b}\""));
         }
+    }
+
+    #[test]
+    fn encryption_follows_the_bind_unless_asked() {
+        let bus = |bind: &str, encrypt| BusParams {
+            bind: bind.into(),
+            encrypt,
+            ..BusParams::default()
+        };
+        assert!(!bus("tcp://127.0.0.1:*", None).encrypted());
+        assert!(!bus("tcp://127.3.2.1:5555", None).encrypted());
+        assert!(!bus("tcp://[::1]:5555", None).encrypted());
+        assert!(bus("tcp://0.0.0.0:5555", None).encrypted());
+        assert!(bus("tcp://*:5555", None).encrypted());
+        assert!(bus("tcp://10.1.2.3:5555", None).encrypted());
+        assert!(bus("tcp://eth0:5555", None).encrypted());
+        assert!(bus("tcp://127.0.0.1:*", Some(true)).encrypted());
+        assert!(!bus("tcp://0.0.0.0:5555", Some(false)).encrypted());
+    }
+
+    #[test]
+    fn a_key_file_needs_encryption() {
+        let mut s = RunSpec {
+            backend: BackendKind::Bus,
+            ..RunSpec::default()
+        };
+        s.bus.keys = Some("/tmp/k".into());
+        assert_eq!(s.validate(), Ok(()));
+        s.bus.encrypt = Some(false);
+        assert_eq!(s.validate().unwrap_err().field, "bus.keys");
+        s.bus.encrypt = None;
+        s.bus.keys = Some(String::new());
+        assert_eq!(s.validate().unwrap_err().field, "bus.keys");
     }
 
     #[test]

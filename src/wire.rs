@@ -77,17 +77,23 @@ pub struct IoTarget {
     pub addr: String,
     pub requests: u32,
     pub latency_ms: u32,
+    /// What to present to the latency service when it is not the run's token
+    /// (an encrypted bus keeps its own token off the unencrypted latency link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Most latencies a `done` message carries (so it stays far below `MAX_FRAME`).
 pub const MAX_LATENCIES: usize = 2000;
 
 /// The task message for task `task` of `spec`; `io_addr` is the run's latency
-/// service (io and mixed workloads). Shared by the pipe and bus masters.
+/// service (io and mixed workloads), `io_token` its own token if it has one.
+/// Shared by the pipe and bus masters.
 pub fn task_message(
     spec: &crate::spec::RunSpec,
     task: u32,
     io_addr: Option<std::net::SocketAddr>,
+    io_token: Option<&str>,
 ) -> Message {
     Message::Task {
         task,
@@ -98,6 +104,7 @@ pub fn task_message(
             addr: addr.to_string(),
             requests: spec.io.requests,
             latency_ms: spec.io.latency_ms,
+            token: io_token.map(str::to_string),
         }),
     }
 }
@@ -199,6 +206,19 @@ mod tests {
                     addr: "127.0.0.1:4000".into(),
                     requests: 10,
                     latency_ms: 20,
+                    token: None,
+                }),
+            },
+            Message::Task {
+                task: 5,
+                seed: 1,
+                numbers: 0,
+                workload: WorkloadKind::Io,
+                io: Some(IoTarget {
+                    addr: "127.0.0.1:4000".into(),
+                    requests: 10,
+                    latency_ms: 20,
+                    token: Some("0ther".into()),
                 }),
             },
             Message::Progress {

@@ -52,9 +52,9 @@ fn wait_for<T>(h: &RunHandle, secs: u64, mut pick: impl FnMut(&Event) -> Option<
 
 fn listening(h: &RunHandle) -> (String, String) {
     wait_for(h, 10, |e| match e {
-        Event::Bus(BusEvent::Listening { endpoint, token }) => {
-            Some((endpoint.clone(), token.clone()))
-        }
+        Event::Bus(BusEvent::Listening {
+            endpoint, token, ..
+        }) => Some((endpoint.clone(), token.clone())),
         _ => None,
     })
 }

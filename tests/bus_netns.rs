@@ -1,6 +1,8 @@
 //! Across hosts: a worker in its own network namespace, joined to the master
-//! over a veth pair, runs the tasks of a master bound to the veth address.
-//! Needs root and iproute2 (`ip netns`): without them this test fails loudly.
+//! over a veth pair, runs the tasks of a master bound to the veth address,
+//! over an encrypted bus, and a capture of the link (tcpdump) finds neither
+//! the token nor a message in clear. Needs root, iproute2 (`ip netns`) and
+//! tcpdump: without them this test fails loudly.
 //!
 //! Traffic stays between the two ends of the test's own veth pair, on
 //! addresses of a private range chosen here and used nowhere else.
@@ -103,8 +105,9 @@ impl Drop for TwoHosts {
 }
 
 /// Every workload, one after another (the namespace's names derive from this
-/// process's id): for io and mixed, the run's latency service listens where
-/// the bus does, behind the bus's token, so the remote worker reaches it.
+/// process's id), over an encrypted bus (the default beyond loopback): for io
+/// and mixed, the run's latency service listens where the bus does, behind a
+/// token of its own that the worker learns from its encrypted tasks.
 #[test]
 fn a_worker_in_another_network_namespace_runs_the_tasks_of_every_workload() {
     for workload in WorkloadKind::ALL {
@@ -130,22 +133,35 @@ fn across_namespaces(workload: WorkloadKind) {
     };
     let expected_run = run.clone();
     let h = start(run, options()).unwrap();
-    let (endpoint, token) = loop {
+    let (endpoint, token, server_key) = loop {
         match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
-            Event::Bus(BusEvent::Listening { endpoint, token }) => break (endpoint, token),
+            Event::Bus(BusEvent::Listening {
+                endpoint,
+                token,
+                server_key,
+            }) => break (endpoint, token, server_key),
             e => assert!(!e.is_terminal(), "{e:?}"),
         }
     };
+    // Bound beyond loopback, the bus is encrypted without being asked.
+    let server_key = server_key.expect("a bus beyond loopback is encrypted by default");
     assert!(
         endpoint.starts_with(&format!("tcp://{}:", hosts.master_ip)),
         "{endpoint}"
     );
+    // Everything that crosses between the two hosts, as a capture on the link.
+    let capture = Capture::on(&hosts.outer);
+    // What the worker says goes to a file, for the message of a failure.
+    let said = std::env::temp_dir().join(format!("scalelab-{}-worker.err", hosts.ns));
     let mut worker = Command::new("ip")
         .args(["netns", "exec", &hosts.ns, EXE, "worker"])
         .args(["--connect", &endpoint, "--token", &token])
+        .args(["--server-key", &server_key])
         .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
         .spawn()
         .unwrap();
+    let worker_said = || std::fs::read_to_string(&said).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut joined = None;
     let report = loop {
@@ -160,7 +176,10 @@ fn across_namespaces(workload: WorkloadKind) {
             Err(_) => {
                 let _ = worker.kill();
                 let _ = worker.wait();
-                panic!("the run across namespaces did not finish in time");
+                panic!(
+                    "the run across namespaces did not finish in time; the worker said: {}",
+                    worker_said()
+                );
             }
         }
     };
@@ -168,8 +187,9 @@ fn across_namespaces(workload: WorkloadKind) {
     assert_eq!(
         report.status,
         RunStatus::Ok,
-        "{workload}: {:?}",
-        report.reason
+        "{workload}: {:?}; the worker said: {}",
+        report.reason,
+        worker_said()
     );
     let expected: Vec<_> = (0..tasks)
         .map(|t| Some(expected_run.expected_sum(t)))
@@ -195,6 +215,102 @@ fn across_namespaces(workload: WorkloadKind) {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}: {}", worker_said());
+    let _ = std::fs::remove_file(&said);
+    let wire = capture.stop();
+    assert!(
+        wire.len() > 2000,
+        "the capture saw the run ({} bytes)",
+        wire.len()
+    );
+    assert!(
+        contains(&wire, b"CURVE"),
+        "the handshake names its mechanism"
+    );
+    for secret in [
+        token.as_bytes(),
+        b"\"type\"",
+        b"\"join\"",
+        b"\"task\"",
+        b"\"done\"",
+    ] {
+        assert!(
+            !contains(&wire, secret),
+            "{workload}: {:?} crossed the link in clear",
+            String::from_utf8_lossy(secret)
+        );
+    }
     drop(hosts);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// tcpdump writing every TCP packet on an interface to a file, packet by packet.
+struct Capture {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+    /// Its stderr, kept open: closing it would kill tcpdump with SIGPIPE.
+    _err: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Capture {
+    fn on(interface: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("scalelab-{interface}.pcap"));
+        let mut child = Command::new("tcpdump")
+            // --immediate-mode: each packet is handed over as it comes, not
+            // batched, so that none is still in the kernel's ring at the end.
+            .args([
+                "-i",
+                interface,
+                "--immediate-mode",
+                "-U",
+                "-n",
+                "-s",
+                "0",
+                "-w",
+            ])
+            .arg(&file)
+            .arg("tcp")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("tcpdump is needed (apt-get install tcpdump): {e}"));
+        // It says "listening on ..." once it captures.
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0 {
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        assert!(
+            line.contains("listening on"),
+            "tcpdump did not start: {line}"
+        );
+        Capture {
+            child,
+            file,
+            _err: err,
+        }
+    }
+
+    /// Ends tcpdump by its pid and returns what it wrote.
+    fn stop(mut self) -> Vec<u8> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read(&self.file).unwrap()
+    }
+}
+
+impl Drop for Capture {
+    /// A failed test leaves no tcpdump behind (a waited-for child is not signalled again).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
 }

@@ -40,24 +40,41 @@ fn the_python_worker_runs_tasks_sent_early_in_order() {
     python_run(60, 11, 77);
 }
 
+/// pyzmq's own libzmq and libsodium complete the CURVE handshake with ours.
+#[test]
+fn the_python_worker_joins_an_encrypted_bus_with_the_printed_key() {
+    python_run_with(6, 5_003, 5, true);
+}
+
 fn python_run(tasks: u32, numbers: u64, seed: u64) {
+    python_run_with(tasks, numbers, seed, false)
+}
+
+fn python_run_with(tasks: u32, numbers: u64, seed: u64, encrypt: bool) {
     require_pyzmq();
     let run = RunSpec {
         bus: BusParams {
             remote_workers: 1,
+            encrypt: Some(encrypt),
             ..BusParams::default()
         },
         ..spec(BackendKind::Bus, 1, tasks, numbers, seed)
     };
     let h = start(run, options()).unwrap();
-    let (endpoint, token) = loop {
+    let (endpoint, token, server_key) = loop {
         match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
-            Event::Bus(BusEvent::Listening { endpoint, token }) => break (endpoint, token),
+            Event::Bus(BusEvent::Listening {
+                endpoint,
+                token,
+                server_key,
+            }) => break (endpoint, token, server_key),
             e => assert!(!e.is_terminal(), "{e:?}"),
         }
     };
+    assert_eq!(server_key.is_some(), encrypt);
     let mut py = Command::new("python3")
         .args([WORKER, "--connect", &endpoint, "--token", &token])
+        .args(server_key.iter().flat_map(|k| ["--server-key", k.as_str()]))
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -152,7 +169,9 @@ fn an_io_run_whose_only_worker_declines_io_fails_with_its_reason() {
     let h = start(run, options()).unwrap();
     let (endpoint, token) = loop {
         match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
-            Event::Bus(BusEvent::Listening { endpoint, token }) => break (endpoint, token),
+            Event::Bus(BusEvent::Listening {
+                endpoint, token, ..
+            }) => break (endpoint, token),
             e => assert!(!e.is_terminal(), "{e:?}"),
         }
     };

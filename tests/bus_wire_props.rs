@@ -35,8 +35,14 @@ fn any_message() -> impl Strategy<Value = Message> {
             }),
         (any::<u32>(), ".{0,40}").prop_map(|(task, reason)| Message::Failed { task, reason }),
         (any::<u32>(), ".{0,40}").prop_map(|(task, reason)| Message::Declined { task, reason }),
-        (any::<u32>(), "[0-9.:]{0,30}", any::<u32>(), any::<u32>()).prop_map(
-            |(task, addr, requests, latency_ms)| Message::Task {
+        (
+            any::<u32>(),
+            "[0-9.:]{0,30}",
+            any::<u32>(),
+            any::<u32>(),
+            proptest::option::of("[!-~]{1,40}")
+        )
+            .prop_map(|(task, addr, requests, latency_ms, token)| Message::Task {
                 task,
                 seed: 1,
                 numbers: 0,
@@ -44,10 +50,10 @@ fn any_message() -> impl Strategy<Value = Message> {
                 io: Some(scalelab::wire::IoTarget {
                     addr,
                     requests,
-                    latency_ms
+                    latency_ms,
+                    token,
                 }),
-            }
-        ),
+            }),
         (any::<u32>(), ".{0,40}", ".{0,40}", any::<u32>()).prop_map(
             |(protocol, token, host, pid)| Message::Join {
                 protocol,

@@ -233,7 +233,17 @@ fn any_invalid_field_keeps_run_disabled_and_starts_nothing() {
             !h.state().is_running(),
             "{pick}/{field}: `{bad}` started a run"
         );
-        assert!(h.state().state.history.entries.is_empty());
+        assert!(
+            h.state().state.history.entries.is_empty(),
+            "{pick}/{field}: {:?}",
+            h.state()
+                .state
+                .history
+                .entries
+                .iter()
+                .map(|e| (&e.report.status, &e.report.reason, e.report.spec.backend))
+                .collect::<Vec<_>>()
+        );
         set_field(&mut h, field, good);
         // Back to the plain CPU run on threads for the next case.
         h.get_by_label("threads").click();
@@ -611,7 +621,7 @@ fn the_folder_dialog_never_blocks_the_window_and_its_answer_is_reported() {
 }
 
 #[test]
-fn a_bus_waiting_for_its_workers_says_so_and_copies_the_join_command() {
+fn an_encrypted_bus_waiting_for_its_workers_says_so_and_copies_the_join_command_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(app(dir.path()));
     h.run_steps(2);
@@ -619,6 +629,9 @@ fn a_bus_waiting_for_its_workers_says_so_and_copies_the_join_command() {
     h.get_by_label("bus").click();
     h.run_steps(2);
     set_field(&mut h, "Remote workers", "2");
+    // Encrypted: the command carries the key a worker must pin.
+    h.get_by_label("CurveZMQ").click();
+    h.run_steps(2);
     h.get_by_label("Run").click();
     h.step();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -647,6 +660,15 @@ fn a_bus_waiting_for_its_workers_says_so_and_copies_the_join_command() {
         copied[0].starts_with("scalelab worker --connect tcp://127.0.0.1:")
             && copied[0].contains(" --token "),
         "{copied:?}"
+    );
+    let key = copied[0]
+        .split(" --server-key '")
+        .nth(1)
+        .and_then(|k| k.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no --server-key in {copied:?}"));
+    assert!(
+        scalelab::backends::bus::keys::decode_key(key).is_ok(),
+        "{key}"
     );
     h.get_by_label("Cancel").click();
     step_until(&mut h, "the cancel", |a| !a.is_running());

@@ -53,6 +53,9 @@ pub struct RunContext {
     started: Instant,
     on_event: Option<Waker>,
     io_addr: Option<std::net::SocketAddr>,
+    /// The token an encrypted bus's workers present to the latency service
+    /// (never the bus's own, which must not cross the wire in clear).
+    io_token: Option<String>,
 }
 
 impl RunContext {
@@ -73,12 +76,23 @@ impl RunContext {
             started: Instant::now(),
             on_event: wake,
             io_addr: None,
+            io_token: None,
         }
     }
 
     /// Where the run's latency service listens (set by the engine before the backend starts).
     pub fn set_io_addr(&mut self, addr: std::net::SocketAddr) {
         self.io_addr = Some(addr);
+    }
+
+    /// The latency service's own token, sent to bus workers inside encrypted task frames.
+    pub fn set_io_token(&mut self, token: String) {
+        self.io_token = Some(token);
+    }
+
+    /// The latency service's own token, if it has one apart from the bus's.
+    pub fn io_token(&self) -> Option<&str> {
+        self.io_token.as_deref()
     }
 
     /// Sends an event to the watchers (ignored once they have gone).

@@ -127,7 +127,7 @@ impl<'a> Pool<'a> {
         };
         let spec = &self.ctx.spec;
         let c = &mut self.children[slot];
-        let msg = task_message(spec, task, self.ctx.io_addr());
+        let msg = task_message(spec, task, self.ctx.io_addr(), None);
         let start_s = self.ctx.now_s();
         c.task = Some(InFlight::new(task, start_s, c.cpu_ns));
         self.ctx.emit(Event::TaskStarted {

@@ -134,6 +134,23 @@ fn control(mut ctx: RunContext) {
             Err(e) => server_error = Some(e),
         }
     }
+    // An encrypted bus's token never crosses the wire in clear: its latency
+    // service, whose link is not encrypted, gets a token of its own, which
+    // workers learn from the (encrypted) task frames.
+    let mut io_token = ctx.spec.bus.token.clone();
+    if ctx.spec.backend == crate::spec::BackendKind::Bus
+        && ctx.spec.bus.encrypted()
+        && ctx.spec.workload.does_io()
+        && server_error.is_none()
+    {
+        match crate::backends::bus::fresh_token() {
+            Ok(t) => {
+                ctx.set_io_token(t.clone());
+                io_token = Some(t);
+            }
+            Err(e) => server_error = Some(e),
+        }
+    }
     if ctx.spec.workload.does_io() && server_error.is_none() {
         let latency = Duration::from_millis(ctx.spec.io.latency_ms as u64);
         let start_one = || {
@@ -141,8 +158,7 @@ fn control(mut ctx: RunContext) {
                 // Where the bus is, behind the bus's token: a remote worker
                 // can reach it exactly when it can reach the bus.
                 bus_service_ip(&ctx.spec.bus.bind).and_then(|ip| {
-                    let token = ctx.spec.bus.token.clone();
-                    LatencyServer::start_at(ip, ctx.spec.seed, latency, token)
+                    LatencyServer::start_at(ip, ctx.spec.seed, latency, io_token.clone())
                         .map_err(|e| e.to_string())
                 })
             } else {

@@ -32,6 +32,8 @@ pub struct SpecForm {
     pub bus_bind: String,
     pub bus_token: String,
     pub bus_remote: String,
+    /// CurveZMQ asked for (it is on anyway when the bind is beyond loopback).
+    pub bus_encrypt: bool,
 }
 
 impl Default for SpecForm {
@@ -78,6 +80,7 @@ impl SpecForm {
             // A token is a secret: never filled in from a saved spec.
             bus_token: String::new(),
             bus_remote: s.bus.remote_workers.to_string(),
+            bus_encrypt: s.bus.encrypt == Some(true),
         }
     }
 
@@ -172,6 +175,8 @@ impl SpecForm {
                 bind: self.bus_bind.trim().to_string(),
                 token: Some(self.bus_token.trim().to_string()).filter(|t| !t.is_empty()),
                 remote_workers: clamp32(bus_remote),
+                // Unticked leaves it to the bind: never off beyond loopback from here.
+                encrypt: self.bus_encrypt.then_some(true),
                 ..BusParams::default()
             },
         };
@@ -492,6 +497,10 @@ fn backend_knobs(ui: &mut Ui, form: &mut SpecForm, problem: &dyn Fn(&str) -> Opt
                     problem("bus.remote_workers"),
                     width,
                 );
+                ui.label("Encrypt");
+                ui.checkbox(&mut form.bus_encrypt, "CurveZMQ")
+                    .on_hover_text("always on when Bind is beyond loopback");
+                ui.end_row();
             });
         }
     }
@@ -597,5 +606,27 @@ mod tests {
             ..SpecForm::default()
         };
         assert_eq!(form.parse().unwrap().bus.token, None);
+    }
+
+    #[test]
+    fn the_encrypt_box_asks_for_curve_and_unticked_leaves_it_to_the_bind() {
+        let ticked = SpecForm {
+            backend: BackendKind::Bus,
+            bus_encrypt: true,
+            ..SpecForm::default()
+        };
+        let spec = ticked.parse().unwrap();
+        assert_eq!(spec.bus.encrypt, Some(true));
+        assert!(spec.bus.encrypted());
+        assert_eq!(SpecForm::from_spec(&spec), ticked);
+        let exposed = SpecForm {
+            backend: BackendKind::Bus,
+            bus_bind: "tcp://0.0.0.0:5555".into(),
+            ..SpecForm::default()
+        };
+        let spec = exposed.parse().unwrap();
+        assert_eq!(spec.bus.encrypt, None);
+        assert!(spec.bus.encrypted(), "beyond loopback it is on anyway");
+        assert!(!SpecForm::default().parse().unwrap().bus.encrypted());
     }
 }

@@ -110,7 +110,12 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
     /// The master is bound: workers join with `scalelab worker --connect ENDPOINT --token TOKEN`.
-    Listening { endpoint: String, token: String },
+    Listening {
+        endpoint: String,
+        token: String,
+        /// The master's CURVE public key (Z85) when the bus is encrypted.
+        server_key: Option<String>,
+    },
     /// A worker presented the right token and was accepted.
     WorkerJoined {
         worker: u32,
@@ -148,9 +153,15 @@ pub enum BusEvent {
     Tally(BusTally),
 }
 
-/// The command that joins a worker to a bus listening on `endpoint`.
-pub fn join_command(endpoint: &str, token: &str) -> String {
-    format!("scalelab worker --connect {endpoint} --token {token}")
+/// The command that joins a worker to a bus listening on `endpoint`, pinning
+/// the master's public key when the bus is encrypted.
+pub fn join_command(endpoint: &str, token: &str, server_key: Option<&str>) -> String {
+    let mut cmd = format!("scalelab worker --connect {endpoint} --token {token}");
+    if let Some(key) = server_key {
+        // Z85 has characters a shell would read ($, &, <, ...): quoted.
+        cmd.push_str(&format!(" --server-key '{key}'"));
+    }
+    cmd
 }
 
 /// What the bus master dropped during a run, by cause.

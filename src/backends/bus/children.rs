@@ -4,7 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{Master, TOKEN_ENV};
+use super::{Master, TOKEN_ENV, keys::SERVER_KEY_ENV};
 
 /// A worker process this run started.
 pub(super) struct LocalChild {
@@ -34,6 +34,11 @@ impl Master<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // Encrypted like any other worker, pinning the key it was given.
+        match &self.server_key {
+            Some(key) => cmd.env(SERVER_KEY_ENV, key),
+            None => cmd.env_remove(SERVER_KEY_ENV),
+        };
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {

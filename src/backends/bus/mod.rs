@@ -11,6 +11,7 @@
 
 mod children;
 mod inbox;
+pub mod keys;
 mod verify;
 pub mod worker;
 
@@ -80,6 +81,8 @@ struct Master<'a> {
     socket: zmq::Socket,
     endpoint: String,
     token: String,
+    /// The master's CURVE public key (Z85) when the bus is encrypted.
+    server_key: Option<String>,
     host: String,
     heartbeat: Duration,
     peers: Vec<Peer>,
@@ -105,10 +108,18 @@ struct Master<'a> {
     evicted: std::collections::HashSet<u32>,
 }
 
-/// Binds the ROUTER the workers connect to; returns it and its actual endpoint.
-fn bind(zctx: &zmq::Context, addr: &str) -> Result<(zmq::Socket, String), String> {
+/// Binds the ROUTER the workers connect to, a CURVE server when `keys` are
+/// given; returns it and its actual endpoint.
+fn bind(
+    zctx: &zmq::Context,
+    addr: &str,
+    keys: Option<&keys::ServerKeys>,
+) -> Result<(zmq::Socket, String), String> {
     let fail = |what: &str, e: zmq::Error| format!("cannot {what} the bus socket: {e}");
     let s = zctx.socket(zmq::ROUTER).map_err(|e| fail("create", e))?;
+    if let Some(keys) = keys {
+        keys.serve_on(&s).map_err(|e| fail("encrypt", e))?;
+    }
     // Never block on close: a task for a vanished worker is re-queued, not kept.
     s.set_linger(0).map_err(|e| fail("configure", e))?;
     // Sending to a peer that has gone fails instead of vanishing silently.
@@ -224,7 +235,7 @@ impl<'a> Master<'a> {
                     break;
                 };
                 let spec = &self.ctx.spec;
-                let msg = wire::task_message(spec, task, self.ctx.io_addr());
+                let msg = wire::task_message(spec, task, self.ctx.io_addr(), self.ctx.io_token());
                 if let Err(e) = self.send(&self.peers[i].id, &msg) {
                     self.ledger.put_back(task);
                     unreachable.push((self.peers[i].id.clone(), e));
@@ -427,7 +438,7 @@ impl<'a> Master<'a> {
             self.ctx.emit(Event::Bus(BusEvent::Waiting {
                 joined,
                 expected,
-                join: join_command(&self.endpoint, &self.token),
+                join: join_command(&self.endpoint, &self.token, self.server_key.as_deref()),
             }));
             self.waiting_shown = Some(joined);
         } else if joined >= expected {
@@ -498,14 +509,25 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         Ok(t) => t,
         Err(e) => return failed(e),
     };
+    let keys = match (params.encrypted(), &params.keys) {
+        (false, _) => None,
+        (true, Some(path)) => Some(keys::ServerKeys::load_or_create(path.as_ref())),
+        (true, None) => Some(keys::ServerKeys::generate()),
+    };
+    let keys = match keys.transpose() {
+        Ok(k) => k,
+        Err(e) => return failed(format!("cannot encrypt the bus: {e}")),
+    };
     let zctx = zmq::Context::new();
-    let (socket, endpoint) = match bind(&zctx, &params.bind) {
+    let (socket, endpoint) = match bind(&zctx, &params.bind, keys.as_ref()) {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
+    let server_key = keys.as_ref().map(keys::ServerKeys::public_z85);
     ctx.emit(Event::Bus(BusEvent::Listening {
         endpoint: endpoint.clone(),
         token: token.clone(),
+        server_key: server_key.clone(),
     }));
     let lowered = (ctx.options.worker_nice, ctx.options.worker_sched_idle);
     let verifier = match verify::Verifier::new(&ctx.spec, lowered) {
@@ -517,6 +539,7 @@ pub fn run(ctx: &RunContext) -> BackendOutcome {
         socket,
         endpoint,
         token,
+        server_key,
         host: host_name(),
         heartbeat: Duration::from_millis(params.heartbeat_ms as u64),
         peers: Vec::new(),
@@ -573,7 +596,7 @@ mod tests {
     #[test]
     fn binds_loopback_on_an_ephemeral_port() {
         let z = zmq::Context::new();
-        let (_s, ep) = bind(&z, "tcp://127.0.0.1:*").unwrap();
+        let (_s, ep) = bind(&z, "tcp://127.0.0.1:*", None).unwrap();
         let port: u16 = ep
             .strip_prefix("tcp://127.0.0.1:")
             .unwrap()

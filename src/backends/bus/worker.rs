@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{MAX_MESSAGE, host_name};
+use super::{MAX_MESSAGE, host_name, keys};
 use std::cell::{Cell, RefCell};
 
 use crate::backends::ProgressThrottle;
@@ -25,6 +25,8 @@ const CHECK_PERIOD: Duration = Duration::from_millis(10);
 pub struct JoinOptions {
     pub endpoint: String,
     pub token: String,
+    /// The master's CURVE public key: encrypt, and talk to that master only.
+    pub server_key: Option<[u8; 32]>,
     /// How long to wait for the master's answer to the join.
     pub join_timeout: Duration,
 }
@@ -139,6 +141,10 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
     socket
         .set_maxmsgsize(MAX_MESSAGE)
         .map_err(zmq_err("configure"))?;
+    if let Some(key) = &opts.server_key {
+        keys::connect_as_client(&socket, key)?;
+    }
+    let mut handshakes = keys::HandshakeWatch::attach(&zctx, &socket)?;
     socket
         .connect(&opts.endpoint)
         .map_err(|e| format!("cannot connect to {}: {e}", opts.endpoint))?;
@@ -159,7 +165,7 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
     let deadline = Instant::now() + opts.join_timeout;
     let (worker, heartbeat_ms, liveness) = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match link.next(left)? {
+        match link.next(left.min(CHECK_PERIOD * 10))? {
             Some(Message::Welcome {
                 worker,
                 heartbeat_ms,
@@ -168,11 +174,22 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
             Some(Message::Refused { reason }) => return Err(format!("refused: {reason}")),
             Some(Message::Stop {}) => return Ok(()),
             Some(_) => {}
-            None if left.is_zero() => {
+            // A handshake that fails again and again will not succeed: say why now.
+            None if handshakes.hopeless() => {
+                let why = handshakes.diagnosis(opts.server_key.is_some());
                 return Err(format!(
-                    "no answer from {} within {:.1} s",
+                    "cannot join {}: {}",
                     opts.endpoint,
-                    opts.join_timeout.as_secs_f64()
+                    why.unwrap_or_default()
+                ));
+            }
+            None if left.is_zero() => {
+                let why = handshakes.diagnosis(opts.server_key.is_some());
+                return Err(format!(
+                    "no answer from {} within {:.1} s{}",
+                    opts.endpoint,
+                    opts.join_timeout.as_secs_f64(),
+                    why.map(|w| format!(": {w}")).unwrap_or_default()
                 ));
             }
             None => {}
@@ -201,9 +218,10 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
                 workload,
                 io,
             }) => {
+                let io_token = io.as_ref().and_then(|t| t.token.clone());
                 let side = process_worker::BusSide {
                     endpoint: &opts.endpoint,
-                    token: &opts.token,
+                    token: io_token.as_deref().unwrap_or(&opts.token),
                 };
                 let input =
                     process_worker::task_input(task, seed, numbers, workload, io, Some(side));

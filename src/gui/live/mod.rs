@@ -379,9 +379,13 @@ impl LiveRun {
 /// A line for the bus panel, for the bus events a person needs to see.
 fn bus_note(e: &BusEvent) -> Option<String> {
     Some(match e {
-        BusEvent::Listening { endpoint, token } => format!(
+        BusEvent::Listening {
+            endpoint,
+            token,
+            server_key,
+        } => format!(
             "listening on {endpoint}; join with: {}",
-            join_command(endpoint, token)
+            join_command(endpoint, token, server_key.as_deref())
         ),
         BusEvent::Evicted { reason, .. } => format!("evicted {reason}"),
         BusEvent::Declined {

@@ -44,10 +44,21 @@ pub struct BusBench {
     /// Results the master recomputed in the remote run (median run).
     pub spot_checked: u32,
     pub spot_check_percent: u32,
+    /// The same one-worker dispatch over an encrypted bus (CurveZMQ), per task.
+    pub curve_dispatch_us_per_task: f64,
+    /// Long tasks on one worker per core, encrypted bus over plain, wall time.
+    pub curve_long_task_wall_ratio: f64,
 }
 
 fn bus_spec(workers: u32, tasks: u32, numbers: u64) -> RunSpec {
+    plain_or_curve(workers, tasks, numbers, false)
+}
+
+fn plain_or_curve(workers: u32, tasks: u32, numbers: u64, encrypt: bool) -> RunSpec {
+    let mut bus = crate::spec::BusParams::default();
+    bus.encrypt = Some(encrypt);
     RunSpec {
+        bus,
         backend: BackendKind::Bus,
         workload: WorkloadKind::Cpu,
         workers,
@@ -59,10 +70,11 @@ fn bus_spec(workers: u32, tasks: u32, numbers: u64) -> RunSpec {
 }
 
 /// Microseconds per task between the first dispatch and the last result.
-fn dispatch_us(cfg: &BenchConfig, workers: u32) -> Result<f64, String> {
+fn dispatch_us(cfg: &BenchConfig, workers: u32, encrypt: bool) -> Result<f64, String> {
     let mut v = Vec::new();
     for _ in 0..REPEATS {
-        let r = run_ok(bus_spec(workers, TINY_TASKS, 1), &cfg.options)?;
+        let spec = plain_or_curve(workers, TINY_TASKS, 1, encrypt);
+        let r = run_ok(spec, &cfg.options)?;
         let first = r
             .task_timeline
             .iter()
@@ -117,7 +129,9 @@ fn remote_run(
     let mut children = Vec::new();
     let report = loop {
         match h.events.recv_timeout(Duration::from_secs(120)) {
-            Ok(Event::Bus(crate::report::event::BusEvent::Listening { endpoint, token })) => {
+            Ok(Event::Bus(crate::report::event::BusEvent::Listening {
+                endpoint, token, ..
+            })) => {
                 for _ in 0..workers {
                     let child = std::process::Command::new(&exe)
                         .args(["worker", "--connect", &endpoint])
@@ -178,21 +192,24 @@ pub fn measure(
 ) -> Result<BusBench, String> {
     let cores = core_count() as u32;
     progress("bus: dispatch overhead, tiny tasks");
-    let one = dispatch_us(cfg, 1)?;
-    let all = dispatch_us(cfg, cores)?;
+    let one = dispatch_us(cfg, 1, false)?;
+    let all = dispatch_us(cfg, cores, false)?;
+    progress("bus: dispatch overhead, encrypted (CurveZMQ)");
+    let curve_one = dispatch_us(cfg, 1, true)?;
     progress("bus: worker spawn and connect");
     let spawn = spawn_connect_ms(cfg, cores)?;
     progress("bus: speed-up on long tasks");
     let long_tasks = 4 * cores;
-    let wall = |workers| -> Result<f64, String> {
+    let wall = |workers, encrypt| -> Result<f64, String> {
         let mut v = Vec::new();
         for _ in 0..3 {
-            let r = run_ok(bus_spec(workers, long_tasks, long_numbers), &cfg.options)?;
-            v.push(r.wall_s);
+            let spec = plain_or_curve(workers, long_tasks, long_numbers, encrypt);
+            v.push(run_ok(spec, &cfg.options)?.wall_s);
         }
         Ok(median(v))
     };
-    let (w1, wn) = (wall(1)?, wall(cores)?);
+    let (w1, wn) = (wall(1, false)?, wall(cores, false)?);
+    let curve_wn = wall(cores, true)?;
     progress("bus: the cost of spot-checking remote workers");
     // Many short tasks, so that each worker's always-checked first result
     // weighs what it would in a real run, not a quarter of it.
@@ -214,6 +231,8 @@ pub fn measure(
         spot_check_tasks: check_tasks,
         spot_checked: checked,
         spot_check_percent: crate::spec::BusParams::default().verify_percent,
+        curve_dispatch_us_per_task: curve_one,
+        curve_long_task_wall_ratio: curve_wn / wn,
     })
 }
 
@@ -227,7 +246,9 @@ impl BusBench {
              | spawn and connect {} local workers (ms) | {:.1} |\n\
              | long tasks, {} x {} numbers: wall 1 worker / {} workers (s) | {:.3} / {:.3} |\n\
              | bus speed-up on long tasks, {} workers | {:.2}x |\n\
-             | spot-checks at {} %: {} tasks on {} remote workers, {} recomputed; wall / the same on local children (target < 1.10) | {:.3} {} |\n",
+             | spot-checks at {} %: {} tasks on {} remote workers, {} recomputed; wall / the same on local children (target < 1.10) | {:.3} {} |\n\
+             | encrypted (CurveZMQ): dispatch overhead, 1 worker (µs per task; plain / encrypted) | {:.1} / {:.1} ({:.2}x) |\n\
+             | encrypted (CurveZMQ): long tasks on {} workers, wall encrypted / plain | {:.3} |\n",
             self.tiny_tasks,
             self.dispatch_us_per_task,
             self.long_task_workers,
@@ -251,6 +272,11 @@ impl BusBench {
             } else {
                 "MISSED"
             },
+            self.dispatch_us_per_task,
+            self.curve_dispatch_us_per_task,
+            self.curve_dispatch_us_per_task / self.dispatch_us_per_task,
+            self.long_task_workers,
+            self.curve_long_task_wall_ratio,
         )
     }
 }
