@@ -166,3 +166,45 @@ pub(crate) mod tests_support {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::report;
+    use super::*;
+
+    #[test]
+    fn latency_statistics_pick_the_median_the_90th_percentile_and_the_max() {
+        assert_eq!(IoStats::from_latencies(Vec::new()), None);
+        // 1..=11 shuffled: the median is the 6th, p90 the 10th, the max the 11th.
+        let ms = vec![7.0, 1.0, 11.0, 3.0, 9.0, 5.0, 2.0, 10.0, 4.0, 8.0, 6.0];
+        assert_eq!(
+            IoStats::from_latencies(ms),
+            Some(IoStats {
+                requests: 11,
+                latency_ms_p50: 6.0,
+                latency_ms_p90: 10.0,
+                latency_ms_max: 11.0,
+            })
+        );
+    }
+
+    #[test]
+    fn throughput_is_numbers_per_second_and_zero_without_time() {
+        let mut r = report(RunSpec {
+            tasks: 4,
+            numbers_per_task: 1_000,
+            ..RunSpec::default()
+        });
+        r.wall_s = 2.0;
+        assert_eq!(r.throughput(), 2_000.0);
+        r.wall_s = 0.0;
+        assert_eq!(r.throughput(), 0.0);
+    }
+
+    #[test]
+    fn the_time_line_reads_like_times() {
+        let mut r = report(RunSpec::default());
+        (r.user_s, r.sys_s, r.cpu_percent, r.wall_s) = (1.234, 0.5, 87.6, 2.0);
+        assert_eq!(r.time_line(), "1.23s user 0.50s system 88% cpu 2.000 total");
+    }
+}
