@@ -60,7 +60,7 @@ pub struct WorkerArgs {
     /// The master's CURVE public key, as its join command prints it: the bus
     /// is then encrypted and only that master can talk to this worker
     /// (default: the SCALELAB_BUS_SERVER_KEY environment variable).
-    #[arg(long, requires = "connect", value_name = "KEY")]
+    #[arg(long, requires = "connect", value_name = "KEY", allow_hyphen_values = true)]
     pub server_key: Option<String>,
     /// Seconds to wait for the master to accept the join.
     #[arg(long, default_value_t = 10.0, requires = "connect", value_parser = seconds_up_to::<3600>)]

@@ -141,7 +141,7 @@ fn run_through_tap(encrypt: bool) -> (Vec<u8>, Box<RunReport>, RunSpec) {
         .args(["--token", TOKEN])
         .stdin(Stdio::null());
     if let Some(key) = &server_key {
-        worker.args(["--server-key", key]);
+        worker.arg(format!("--server-key={key}"));
     }
     let mut worker = worker.spawn().unwrap();
     let (events, report) = finish(h, 60);
@@ -249,7 +249,7 @@ fn a_worker_with_the_wrong_server_key_or_none_cannot_join() {
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(k) = pinned {
-            cmd.args(["--server-key", k]);
+            cmd.arg(format!("--server-key={k}"));
         }
         let started = Instant::now();
         let out = cmd.output().unwrap();
@@ -288,7 +288,7 @@ fn a_key_file_keeps_the_masters_key_across_runs() {
         assert!(out.status.success());
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         let key = err
-            .split("--server-key '")
+            .split("--server-key='")
             .nth(1)
             .and_then(|r| r.split('\'').next())
             .unwrap_or_else(|| panic!("no --server-key in {err}"))
@@ -302,4 +302,29 @@ fn a_key_file_keeps_the_masters_key_across_runs() {
     assert!(std::fs::read_to_string(&keys).unwrap().contains(&first));
     assert_eq!(announced(), first);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// About one key in 85 begins with '-'. The join command's `--server-key=KEY`
+/// form keeps it a value, and so does the spaced form a user might type.
+#[test]
+fn a_server_key_that_begins_with_a_dash_is_taken_as_a_key() {
+    let key = format!("-{}", "0".repeat(39));
+    assert!(
+        scalelab::report::event::join_command("tcp://h:1", "t", Some(&key))
+            .ends_with(&format!("--server-key='{key}'"))
+    );
+    let eq = format!("--server-key={key}");
+    for form in [vec![eq.as_str()], vec!["--server-key", key.as_str()]] {
+        let out = Command::new(EXE)
+            .args(["worker", "--connect", "tcp://127.0.0.1:9", "--token", TOKEN])
+            .args(["--join-timeout", "0.5"])
+            .args(&form)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(!err.contains("unexpected argument"), "{form:?}: {err}");
+        assert!(!err.contains("not a CURVE key"), "{form:?}: {err}");
+    }
 }

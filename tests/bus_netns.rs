@@ -156,7 +156,7 @@ fn across_namespaces(workload: WorkloadKind) {
     let mut worker = Command::new("ip")
         .args(["netns", "exec", &hosts.ns, EXE, "worker"])
         .args(["--connect", &endpoint, "--token", &token])
-        .args(["--server-key", &server_key])
+        .arg(format!("--server-key={server_key}"))
         .stdin(Stdio::null())
         .stderr(std::fs::File::create(&said).unwrap())
         .spawn()

@@ -74,7 +74,7 @@ fn python_run_with(tasks: u32, numbers: u64, seed: u64, encrypt: bool) {
     assert_eq!(server_key.is_some(), encrypt);
     let mut py = Command::new("python3")
         .args([WORKER, "--connect", &endpoint, "--token", &token])
-        .args(server_key.iter().flat_map(|k| ["--server-key", k.as_str()]))
+        .args(server_key.iter().map(|k| format!("--server-key={k}")))
         .stdin(Stdio::null())
         .spawn()
         .unwrap();

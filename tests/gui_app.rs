@@ -662,7 +662,7 @@ fn an_encrypted_bus_waiting_for_its_workers_says_so_and_copies_the_join_command_
         "{copied:?}"
     );
     let key = copied[0]
-        .split(" --server-key '")
+        .split(" --server-key='")
         .nth(1)
         .and_then(|k| k.strip_suffix('\''))
         .unwrap_or_else(|| panic!("no --server-key in {copied:?}"));

@@ -158,8 +158,9 @@ pub enum BusEvent {
 pub fn join_command(endpoint: &str, token: &str, server_key: Option<&str>) -> String {
     let mut cmd = format!("scalelab worker --connect {endpoint} --token {token}");
     if let Some(key) = server_key {
-        // Z85 has characters a shell would read ($, &, <, ...): quoted.
-        cmd.push_str(&format!(" --server-key '{key}'"));
+        // Z85 has characters a shell would read ($, &, <, ...): quoted; and
+        // a key may begin with '-', which only the `=` form keeps a value.
+        cmd.push_str(&format!(" --server-key='{key}'"));
     }
     cmd
 }
