@@ -101,11 +101,19 @@ fn io_runs_report_latencies_and_gil_runs_their_gil() {
         "--switch-interval-ms",
         "1",
     ]);
-    assert_eq!(v["io"]["requests"], 6);
-    assert!(v["io"]["latency_ms_p50"].as_f64().unwrap() >= 2.0);
-    assert_eq!(v["gil"]["switch_interval_ms"], 1.0);
-    assert_eq!(v["gil"]["per_worker"].as_array().unwrap().len(), 2);
-    assert!(!v["gil"]["holds"].as_array().unwrap().is_empty());
+    assert_eq!(v["io_stats"]["requests"], 6);
+    assert!(v["io_stats"]["latency_ms_p50"].as_f64().unwrap() >= 2.0);
+    assert_eq!(v["gil_stats"]["switch_interval_ms"], 1.0);
+    assert_eq!(v["gil_stats"]["per_worker"].as_array().unwrap().len(), 2);
+    assert!(!v["gil_stats"]["holds"].as_array().unwrap().is_empty());
+    // The spec's knobs keep their own names beside the measurements: one
+    // key each, so that the spec part reads back as the run's spec.
+    assert_eq!(v["io"]["requests"], 3);
+    assert_eq!(v["io"]["latency_ms"], 2);
+    assert_eq!(v["gil"]["switch_interval_us"], 1000);
+    let spec: scalelab::spec::RunSpec = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(spec.gil.switch_interval_us, 1000);
+    assert_eq!(spec.workers, 2);
 }
 
 #[test]

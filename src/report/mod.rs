@@ -65,10 +65,11 @@ pub struct RunReport {
     pub cpu_timeline: Vec<Sample>,
     /// Request latencies of the I/O workloads (from sending a request to
     /// being ready to run again, which under the GIL includes re-taking it).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// As `io_stats`: `io` is the spec's knobs, flattened beside it.
+    #[serde(rename = "io_stats", skip_serializing_if = "Option::is_none", default)]
     pub io: Option<IoStats>,
-    /// What the emulated GIL did (the `gil` backend).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// What the emulated GIL did (the `gil` backend), as `gil_stats`.
+    #[serde(rename = "gil_stats", skip_serializing_if = "Option::is_none", default)]
     pub gil: Option<GilReport>,
     /// The bus master's spot-checks of remote workers' results (the `bus`
     /// backend, when remote workers answered).
