@@ -52,7 +52,9 @@ pub struct Sample {
 }
 
 /// Everything a run reports. Exactly one of `Finished`, `Cancelled`, `Failed` ends the stream.
-#[derive(Debug, Clone)]
+/// As JSON (`scalelab serve`'s event streams): `{"type": "task_finished", "data": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     Started {
         spec: RunSpec,
@@ -107,7 +109,8 @@ impl Event {
 }
 
 /// Events of the `bus` backend, beyond those every backend sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum BusEvent {
     /// The master is bound: workers join with `scalelab worker --connect ENDPOINT --token TOKEN`.
     Listening {
