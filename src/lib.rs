@@ -11,6 +11,7 @@ pub mod measure;
 pub mod metrics;
 pub mod reliability;
 pub mod report;
+pub mod server;
 pub mod spec;
 pub mod wire;
 pub mod workload;

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("engine", 4),
     ("reliability", 5),
     ("measure", 5),
+    ("server", 5),
     ("gui", 6),
     ("cli", 6),
 ];
