@@ -47,6 +47,21 @@ pub enum Command {
     /// Serve tasks: on stdin/stdout for a `processes` run (no arguments), or
     /// over the bus of a `bus` run with `--connect`.
     Worker(WorkerArgs),
+    /// The engine as an HTTP service (docs/API.md): runs queue and go one at a
+    /// time; every call needs the token.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: the system picks one). Beyond
+    /// loopback only when named here; put TLS or an SSH tunnel in front (README).
+    #[arg(long, default_value = scalelab::server::DEFAULT_LISTEN, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The token every call must present as `Authorization: Bearer TOKEN`
+    /// (default: a fresh one, printed).
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -60,7 +75,12 @@ pub struct WorkerArgs {
     /// The master's CURVE public key, as its join command prints it: the bus
     /// is then encrypted and only that master can talk to this worker
     /// (default: the SCALELAB_BUS_SERVER_KEY environment variable).
-    #[arg(long, requires = "connect", value_name = "KEY", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        requires = "connect",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
     pub server_key: Option<String>,
     /// Seconds to wait for the master to accept the join.
     #[arg(long, default_value_t = 10.0, requires = "connect", value_parser = seconds_up_to::<3600>)]
@@ -240,6 +260,11 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Run on the `scalelab serve` at this URL (http://HOST:PORT) instead of
+    /// here; `--token` is then the server's token (default: the
+    /// SCALELAB_SERVER_TOKEN environment variable). Prints what a local run prints.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -375,6 +400,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Soak(args) => soak(&args),
         Command::Faults(args) => faults(&args),
         Command::Worker(args) => worker(&args),
+        Command::Serve(args) => serve(&args),
     }
 }
 
@@ -472,13 +498,60 @@ fn gui(args: &GuiArgs) -> ExitCode {
 
 fn run(args: &RunArgs) -> ExitCode {
     let spec = args.spec.spec();
+    if let Some(url) = &args.server {
+        return run_remote(args, url, spec);
+    }
     let handle = match engine::start(spec, EngineOptions::default()) {
         Ok(h) => h,
         Err(e @ engine::StartError::Invalid(_)) => return bad_input(e),
         Err(e) => return failed(e),
     };
+    let report = watch_run(args, handle.events.iter());
+    handle.join();
+    print_report(args, report.expect("the engine always ends with a report"))
+}
+
+/// The same run on a `scalelab serve`: the same events, the same output.
+fn run_remote(args: &RunArgs, url: &str, mut spec: RunSpec) -> ExitCode {
+    use scalelab::server::client::{ClientError, Remote};
+    let Some(token) = spec
+        .bus
+        .token
+        .take()
+        .or_else(|| std::env::var("SCALELAB_SERVER_TOKEN").ok())
+    else {
+        return bad_input(
+            "run: --server needs --token (or SCALELAB_SERVER_TOKEN in the environment)",
+        );
+    };
+    let remote = Remote::new(url, &token);
+    let id = match remote.submit(&spec) {
+        Ok(id) => id,
+        Err(ClientError::Invalid { field, message }) => {
+            return bad_input(format!("invalid run: {field}: {message}"));
+        }
+        Err(e) => return failed(e),
+    };
+    let events = match remote.events(id) {
+        Ok(ev) => ev,
+        Err(e) => return failed(e),
+    };
+    let mut broken = None;
+    let report = watch_run(
+        args,
+        events.map_while(|e| e.map_err(|e| broken = Some(e)).ok()),
+    );
+    match (report, broken) {
+        (Some(r), _) => print_report(args, r),
+        (None, Some(e)) => failed(e),
+        (None, None) => failed(format!("{url}: the run's events ended without its report")),
+    }
+}
+
+/// Says what a person needs to hear while a run goes; returns its report.
+fn watch_run(args: &RunArgs, events: impl Iterator<Item = Event>) -> Option<RunReport> {
     let mut report = None;
-    for e in handle.events.iter() {
+    for e in events {
         match e {
             Event::WorkerLost {
                 reason, requeued, ..
@@ -492,8 +565,10 @@ fn run(args: &RunArgs) -> ExitCode {
             _ => {}
         }
     }
-    handle.join();
-    let report = report.expect("the engine always ends with a report");
+    report
+}
+
+fn print_report(args: &RunArgs, report: RunReport) -> ExitCode {
     match args.format {
         Format::Json => println!(
             "{}",
@@ -851,6 +926,38 @@ fn worker(args: &WorkerArgs) -> ExitCode {
     match bus_worker::serve(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(format!("worker: {e}")),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let token = match args.token.clone().map_or_else(bus::fresh_token, Ok) {
+        Ok(t) if !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic()) => t,
+        Ok(_) => return bad_input("serve: --token must be printable ASCII without spaces"),
+        Err(e) => return failed(format!("serve: {e}")),
+    };
+    let opts = scalelab::server::ServeOptions {
+        listen: args.listen,
+        token: token.clone(),
+        engine: Default::default(),
+    };
+    let server = match scalelab::server::Server::bind(opts) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("serve: cannot listen on {}: {e}", args.listen)),
+    };
+    let addr = match server.addr() {
+        Ok(a) => a,
+        Err(e) => return failed(format!("serve: {e}")),
+    };
+    eprintln!("scalelab: serving on http://{addr}");
+    eprintln!("scalelab: token: {token}");
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "scalelab: listening beyond loopback without TLS: put TLS or an SSH tunnel in front (README, \"Serving\")"
+        );
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(format!("serve: {e}")),
     }
 }
 
