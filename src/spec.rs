@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::ToSchema;
 
 use crate::workload::cpu::{self, MAX_DRAW};
 use crate::workload::io;
@@ -12,7 +13,9 @@ pub const MAX_WORKERS: u32 = 1024;
 pub const MAX_TASKS: u32 = 100_000;
 
 /// What runs the tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Native OS threads, no interpreter lock.
@@ -78,7 +81,9 @@ impl fmt::Display for BackendKind {
 }
 
 /// What each task does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkloadKind {
     /// The chapter's CPU-bound sum of seeded random integers in [1, 100].
@@ -120,12 +125,15 @@ impl fmt::Display for WorkloadKind {
 }
 
 /// One run's full description.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunSpec {
     pub backend: BackendKind,
     pub workload: WorkloadKind,
+    #[schema(minimum = 1, maximum = 1024)]
     pub workers: u32,
+    #[schema(minimum = 1, maximum = 100_000)]
     pub tasks: u32,
+    /// Random integers each task sums (cpu and mixed).
     pub numbers_per_task: u64,
     pub seed: u64,
     /// The I/O workload's knobs (used by `io` and `mixed`).
@@ -140,7 +148,7 @@ pub struct RunSpec {
 }
 
 /// Requests per task and the latency service's delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IoParams {
     pub requests: u32,
     pub latency_ms: u32,
@@ -161,7 +169,7 @@ pub const MAX_REQUESTS: u32 = 100_000;
 pub const MAX_LATENCY_MS: u32 = 60_000;
 
 /// The emulated GIL's switch interval (CPython's `sys.setswitchinterval`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GilParams {
     pub switch_interval_us: u64,
 }
@@ -310,13 +318,14 @@ impl RunSpec {
 }
 
 /// Where the `bus` master listens and which workers it waits for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct BusParams {
     /// ZeroMQ endpoint the master binds: loopback and an ephemeral port unless exposed on purpose.
     pub bind: String,
     /// Shared secret workers must present; generated (and shown) when absent. Never written out.
     #[serde(skip_serializing)]
+    #[schema(write_only)]
     pub token: Option<String>,
     /// How many of `workers` are expected to join from elsewhere; the rest are started locally.
     pub remote_workers: u32,

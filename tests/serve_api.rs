@@ -173,6 +173,52 @@ fn every_call_needs_the_token_and_a_refusal_says_nothing() {
 }
 
 #[test]
+fn the_openapi_document_lists_every_call_and_the_spec() {
+    let s = Served::start();
+    let (status, _) = s.get("/api/v1/openapi.json", None);
+    assert_eq!(status, 401);
+    let doc = s.json("/api/v1/openapi.json");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/api/v1/machine", "get"),
+        ("/api/v1/cores", "get"),
+        ("/api/v1/runs", "get"),
+        ("/api/v1/runs", "post"),
+        ("/api/v1/runs/{id}", "get"),
+        ("/api/v1/runs/{id}", "delete"),
+        ("/api/v1/runs/{id}/events", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path}: no 401"
+        );
+    }
+    let spec = &doc["components"]["schemas"]["RunSpec"];
+    for field in [
+        "backend",
+        "workload",
+        "workers",
+        "tasks",
+        "numbers_per_task",
+        "seed",
+    ] {
+        assert!(
+            spec["required"].as_array().unwrap().contains(&json!(field)),
+            "{field}"
+        );
+    }
+    assert_eq!(spec["properties"]["workers"]["maximum"], 1024);
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[test]
 fn bad_bodies_get_a_4xx_with_the_clis_reason() {
     let s = Served::start();
     // The same message the CLI gives for the same mistake.
@@ -192,6 +238,14 @@ fn bad_bodies_get_a_4xx_with_the_clis_reason() {
     let (status, v) = s.post(bad_backend.to_string().as_bytes());
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("fibers"), "{v}");
+
+    // The server's files are not the caller's to name.
+    let mut keys = cpu_spec(1, 1, 1000, 1);
+    keys["bus"] = json!({"keys": "/tmp/scalelab-api-test.keys"});
+    let (status, v) = s.post(keys.to_string().as_bytes());
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["field"], "bus.keys");
+    assert!(!std::path::Path::new("/tmp/scalelab-api-test.keys").exists());
 
     for body in [&b"{not json"[..], b"", b"[]", b"{\"backend\": \"threads\"}"] {
         let (status, v) = s.post(body);

@@ -13,12 +13,14 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use futures_util::Stream;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 use super::MAX_BODY;
 use super::machine::{CoreSample, Machine};
-use super::runs::{Phase, Runs};
+use super::runs::{Phase, Progress, Runs};
 use crate::spec::RunSpec;
 use crate::workload::io::same_token;
 
@@ -39,6 +41,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/runs/{id}", get(one).delete(cancel))
         .route("/api/v1/runs/{id}/events", get(events))
         .route("/api/v1/cores", get(cores))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such call", None) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Outermost: nothing is said to a caller without the token.
@@ -46,9 +49,57 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Why a call was refused.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    /// What is wrong, in the CLI's words.
+    error: String,
+    /// The run spec's field at fault (`workers`, `io.requests`, ...), if one is.
+    field: Option<String>,
+}
+
+/// A run queued.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Created {
+    id: u64,
+}
+
+/// A run asked to stop.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Cancelling {
+    id: u64,
+    cancelling: bool,
+}
+
+/// A run that has not ended: where it is and how far it got.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RunState {
+    id: u64,
+    /// `queued` or `running`.
+    status: Phase,
+    progress: Progress,
+}
+
+/// One line of the server's history.
+#[derive(Serialize, ToSchema)]
+pub(super) struct HistoryRow {
+    id: u64,
+    /// The server's host name.
+    host: String,
+    /// `queued`, `running`, `ok`, `failed` or `cancelled`.
+    status: String,
+    spec: RunSpec,
+    wall_s: Option<f64>,
+    total: Option<u64>,
+}
+
 /// `{"error": ..., "field": ...}` with `status`.
 fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
-    (status, Json(json!({"error": message, "field": field}))).into_response()
+    let body = ErrorBody {
+        error: message.to_string(),
+        field: field.map(str::to_string),
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn auth(With(state): With<Shared>, req: Request, next: Next) -> Response {
@@ -63,12 +114,20 @@ async fn auth(With(state): With<Shared>, req: Request, next: Next) -> Response {
     }
 }
 
-async fn machine(With(state): With<Shared>) -> Json<Machine> {
+#[utoipa::path(get, path = "/api/v1/machine", tag = "machine",
+    responses((status = 200, description = "The machine the server runs on", body = Machine), (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn machine(With(state): With<Shared>) -> Json<Machine> {
     Json(state.machine.clone())
 }
 
 /// `POST /api/v1/runs`: a run spec, as `scalelab run --format json` names its fields.
-async fn create(With(state): With<Shared>, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = RunSpec,
+    responses(
+        (status = 201, description = "Queued", body = Created),
+        (status = 400, description = "Not a valid run spec: the CLI's message and the field", body = ErrorBody),
+        (status = 413, description = "A body over 64 KiB"),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn create(With(state): With<Shared>, body: Bytes) -> Response {
     let spec: RunSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
         Err(e) => {
@@ -79,13 +138,24 @@ async fn create(With(state): With<Shared>, body: Bytes) -> Response {
     if let Err(e) = spec.validate() {
         return error(StatusCode::BAD_REQUEST, &e.message, Some(e.field));
     }
+    if spec.bus.keys.is_some() {
+        // A path on the server, which a caller has no business choosing.
+        let msg = "a key file is a path on the server: not accepted over the API";
+        return error(StatusCode::BAD_REQUEST, msg, Some("bus.keys"));
+    }
     let id = state.runs.submit(spec);
-    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+    (StatusCode::CREATED, Json(Created { id })).into_response()
 }
 
 /// A run while it goes (`status` and `progress`), else its report exactly as
 /// `scalelab run --format json` prints it.
-async fn one(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = u64, Path)),
+    responses(
+        (status = 200, description = "While it goes, its state (`RunState`); once done, the \
+            report exactly as `scalelab run --format json` prints it", body = serde_json::Value),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn one(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
     let found = state.runs.with(id, |r| match (&r.phase, &r.report) {
         // Byte for byte what `scalelab run --format json` prints.
         (Phase::Done, Some(report)) => serde_json::to_string(report).expect("reports serialize"),
@@ -93,7 +163,12 @@ async fn one(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
             Some(why) => json!({"status": "failed", "id": id, "error": why}).to_string(),
             None => json!({"status": "cancelled", "id": id, "ran": false}).to_string(),
         },
-        (phase, _) => json!({"status": phase, "id": id, "progress": r.progress}).to_string(),
+        (phase, _) => serde_json::to_string(&RunState {
+            id,
+            status: *phase,
+            progress: r.progress,
+        })
+        .expect("states serialize"),
     });
     match found {
         Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -102,7 +177,9 @@ async fn one(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
 }
 
 /// The server's history, oldest first: one line per run.
-async fn list(With(state): With<Shared>) -> Json<Vec<Value>> {
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
+    responses((status = 200, description = "The server's runs, oldest first", body = [HistoryRow]), (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn list(With(state): With<Shared>) -> Json<Vec<HistoryRow>> {
     let host = state.machine.host.clone();
     Json(state.runs.all(|r| {
         let status = match (&r.phase, &r.report) {
@@ -111,22 +188,30 @@ async fn list(With(state): With<Shared>) -> Json<Vec<Value>> {
             (Phase::Done, None) => json!("cancelled"),
             (phase, _) => json!(phase),
         };
-        json!({
-            "id": r.id,
-            "host": host,
-            "status": status,
-            "spec": r.spec,
-            "wall_s": r.report.as_ref().map(|rep| rep.wall_s),
-            "total": r.report.as_ref().map(|rep| rep.total),
-        })
+        HistoryRow {
+            id: r.id,
+            host: host.clone(),
+            status: status.as_str().unwrap_or_default().to_string(),
+            spec: r.spec.clone(),
+            wall_s: r.report.as_ref().map(|rep| rep.wall_s),
+            total: r.report.as_ref().map(|rep| rep.total),
+        }
     }))
 }
 
-async fn cancel(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+#[utoipa::path(delete, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = u64, Path)),
+    responses(
+        (status = 202, description = "Asked to stop: a running run ends with a `cancelled` event, a queued one never starts", body = Cancelling),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn cancel(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
     if state.runs.cancel(id) {
         (
             StatusCode::ACCEPTED,
-            Json(json!({"id": id, "cancelling": true})),
+            Json(Cancelling {
+                id,
+                cancelling: true,
+            }),
         )
             .into_response()
     } else {
@@ -135,7 +220,14 @@ async fn cancel(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
 }
 
 /// The run's events from its first, then as they come; ends after the last.
-async fn events(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs", params(("id" = u64, Path)),
+    responses(
+        (status = 200, description = "The run's events as server-sent events, one JSON event \
+            (`{\"type\": ..., \"data\": ...}`) per `data:` line, from its first; ends after the \
+            terminal one (`finished`, `cancelled` or `failed`)", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn events(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
     if state.runs.with(id, |_| ()).is_none() {
         return error(StatusCode::NOT_FOUND, &format!("no run {id}"), None);
     }
@@ -163,8 +255,23 @@ async fn events(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
         .into_response()
 }
 
+/// The OpenAPI document of this API, generated from these handlers.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "machine",
+    responses((status = 200, description = "This document", body = serde_json::Value),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::openapi::document())
+}
+
 /// Per-core utilisation at 10 Hz, for as long as the client listens.
-async fn cores(With(state): With<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+#[utoipa::path(get, path = "/api/v1/cores", tag = "machine",
+    responses(
+        (status = 200, description = "Per-core utilisation at 10 Hz as server-sent events, one \
+            `CoreSample` per `data:` line, whether or not a run goes", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No token or a wrong one; the body is empty")))]
+pub(super) async fn cores(
+    With(state): With<Shared>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.cores.clone();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;

@@ -11,7 +11,7 @@ use crate::backends::bus::host_name;
 use crate::metrics::cores::{CoreSampler, core_count};
 
 /// `GET /api/v1/machine`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Machine {
     pub host: String,
     pub cores: usize,
@@ -40,7 +40,7 @@ fn cpu_model() -> Option<String> {
 }
 
 /// One sample of every core's utilisation.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CoreSample {
     /// Seconds since the server started.
     pub t_s: f64,

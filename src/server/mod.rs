@@ -8,6 +8,7 @@
 mod api;
 pub mod client;
 pub mod machine;
+mod openapi;
 pub mod runs;
 
 use std::net::SocketAddr;

@@ -15,7 +15,7 @@ use crate::report::event::Event;
 use crate::spec::RunSpec;
 
 /// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Queued,
@@ -24,7 +24,7 @@ pub enum Phase {
 }
 
 /// How far a running run has got.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub tasks_done: u32,
     pub tasks: u32,
