@@ -239,6 +239,26 @@ fn bad_bodies_get_a_4xx_with_the_clis_reason() {
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("fibers"), "{v}");
 
+    // A misspelt knob is named, not run with its default.
+    for (field, body) in [
+        ("worker", json!({"worker": 4})),
+        ("io.request", json!({"io": {"request": 4}})),
+        ("bus.remote", json!({"bus": {"remote": 1}})),
+    ] {
+        let mut spec = cpu_spec(1, 1, 1000, 1);
+        for (k, v) in body.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let (status, v) = s.post(spec.to_string().as_bytes());
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    for path in ["/api/v1/runs/-1", "/api/v1/runs/x/events"] {
+        let (status, body) = s.get(path, Some(TOKEN));
+        assert_eq!(status, 400, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["field"], "id", "{body}");
+    }
     // The server's files are not the caller's to name.
     let mut keys = cpu_spec(1, 1, 1000, 1);
     keys["bus"] = json!({"keys": "/tmp/scalelab-api-test.keys"});

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State as With};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State as With};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -128,12 +129,18 @@ pub(super) async fn machine(With(state): With<Shared>) -> Json<Machine> {
         (status = 413, description = "A body over 64 KiB"),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
 pub(super) async fn create(With(state): With<Shared>, body: Bytes) -> Response {
-    let spec: RunSpec = match serde_json::from_slice(&body) {
+    let bad = |msg: String, field: Option<&str>| error(StatusCode::BAD_REQUEST, &msg, field);
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the body is not JSON: {e}"), None),
+    };
+    if let Some(field) = unknown_field(&value) {
+        // A misspelt knob would otherwise run with its default, unnoticed.
+        return bad(format!("no such field: {field}"), Some(&field));
+    }
+    let spec: RunSpec = match serde_json::from_value(value) {
         Ok(s) => s,
-        Err(e) => {
-            let msg = format!("the body is not a run spec: {e}");
-            return error(StatusCode::BAD_REQUEST, &msg, None);
-        }
+        Err(e) => return bad(format!("the body is not a run spec: {e}"), None),
     };
     if let Err(e) = spec.validate() {
         return error(StatusCode::BAD_REQUEST, &e.message, Some(e.field));
@@ -147,15 +154,58 @@ pub(super) async fn create(With(state): With<Shared>, body: Bytes) -> Response {
     (StatusCode::CREATED, Json(Created { id })).into_response()
 }
 
+/// The first field of `body` (an object, and its `io`, `gil` and `bus`) that
+/// no run spec has, as `name` or `bus.name`.
+fn unknown_field(body: &serde_json::Value) -> Option<String> {
+    let known = serde_json::to_value(RunSpec::default()).expect("specs serialize");
+    let (Some(body), Some(known)) = (body.as_object(), known.as_object()) else {
+        return None; // not an object: serde says what is wrong
+    };
+    for (key, value) in body {
+        let Some(inner_known) = known.get(key) else {
+            return Some(key.clone());
+        };
+        if let (Some(inner), Some(inner_known)) = (value.as_object(), inner_known.as_object()) {
+            // The bus token is taken but never written out.
+            let secret = |k: &str| key == "bus" && k == "token";
+            if let Some(k) = inner
+                .keys()
+                .find(|k| !inner_known.contains_key(*k) && !secret(k))
+            {
+                return Some(format!("{key}.{k}"));
+            }
+        }
+    }
+    None
+}
+
+/// A run's id in the path: a bad one is a 400 with a reason, as JSON.
+pub(super) struct RunId(u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for RunId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        raw.parse().map(RunId).map_err(|_| {
+            let msg = format!("{raw:?} is not a run id (a whole number)");
+            error(StatusCode::BAD_REQUEST, &msg, Some("id"))
+        })
+    }
+}
+
 /// A run while it goes (`status` and `progress`), else its report exactly as
 /// `scalelab run --format json` prints it.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = u64, Path)),
     responses(
         (status = 200, description = "While it goes, its state (`RunState`); once done, the \
             report exactly as `scalelab run --format json` prints it", body = serde_json::Value),
+        (status = 400, description = "Not a run id", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
-pub(super) async fn one(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+pub(super) async fn one(With(state): With<Shared>, RunId(id): RunId) -> Response {
     let found = state.runs.with(id, |r| match (&r.phase, &r.report) {
         // Byte for byte what `scalelab run --format json` prints.
         (Phase::Done, Some(report)) => serde_json::to_string(report).expect("reports serialize"),
@@ -202,9 +252,10 @@ pub(super) async fn list(With(state): With<Shared>) -> Json<Vec<HistoryRow>> {
 #[utoipa::path(delete, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = u64, Path)),
     responses(
         (status = 202, description = "Asked to stop: a running run ends with a `cancelled` event, a queued one never starts", body = Cancelling),
+        (status = 400, description = "Not a run id", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
-pub(super) async fn cancel(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+pub(super) async fn cancel(With(state): With<Shared>, RunId(id): RunId) -> Response {
     if state.runs.cancel(id) {
         (
             StatusCode::ACCEPTED,
@@ -225,9 +276,10 @@ pub(super) async fn cancel(With(state): With<Shared>, Path(id): Path<u64>) -> Re
         (status = 200, description = "The run's events as server-sent events, one JSON event \
             (`{\"type\": ..., \"data\": ...}`) per `data:` line, from its first; ends after the \
             terminal one (`finished`, `cancelled` or `failed`)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Not a run id", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
-pub(super) async fn events(With(state): With<Shared>, Path(id): Path<u64>) -> Response {
+pub(super) async fn events(With(state): With<Shared>, RunId(id): RunId) -> Response {
     if state.runs.with(id, |_| ()).is_none() {
         return error(StatusCode::NOT_FOUND, &format!("no run {id}"), None);
     }
