@@ -150,7 +150,9 @@ pub fn wait_child_exited(pid: u32, deadline: Instant) -> bool {
         if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
-        break rc > 0 || child_exited(pid);
+        // Readable (the child ended) or timed out: either way waitid says
+        // whether it has exited, including an exit just at the deadline.
+        break child_exited(pid);
     };
     // SAFETY: closing the pidfd opened above.
     unsafe { libc::close(fd) };
@@ -204,6 +206,128 @@ pub fn lower_this_thread(nice: i32, idle: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rusage_times_are_seconds_and_microseconds() {
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        r.ru_utime = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 250_000,
+        };
+        r.ru_stime = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 1_500,
+        };
+        let t = CpuTimes::from_rusage(&r);
+        assert_eq!(t.user_s, 2.25);
+        assert_eq!(t.sys_s, 0.0015);
+    }
+
+    #[test]
+    fn process_and_monotonic_clocks_advance() {
+        let a = this_process_cpu();
+        let mut x = 1u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(this_process_cpu() > a);
+        assert!(clock(libc::CLOCK_MONOTONIC) > Duration::ZERO);
+        // A clock that does not exist reads as zero rather than garbage.
+        assert_eq!(clock(-12345), Duration::ZERO);
+    }
+
+    /// Lets SIGUSR2 interrupt a blocking call (no SA_RESTART) instead of
+    /// ending the process, so that a test can make a wait see EINTR.
+    fn interruptible_by_sigusr2() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as *const () as usize;
+            sa.sa_flags = 0;
+            libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+        }
+    }
+
+    /// Runs `wait` on a thread, interrupts it with a signal while it blocks,
+    /// then kills the `sleep` child it waits for; returns what `wait` gave.
+    #[allow(clippy::zombie_processes)] // reaped by the caller's `wait` or below
+    fn interrupted<T: Send + 'static>(wait: fn(u32) -> T) -> T {
+        interruptible_by_sigusr2();
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(unsafe { libc::pthread_self() }).unwrap();
+            wait(pid)
+        });
+        let thread = rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+        std::thread::sleep(Duration::from_millis(100));
+        kill_child(pid);
+        let out = t.join().unwrap();
+        let _ = wait_child_exited(pid, Instant::now() + Duration::from_secs(5));
+        unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        out
+    }
+
+    #[test]
+    fn waits_go_on_after_a_signal_interrupts_them() {
+        // Each wait must take the EINTR and wait again, not give up.
+        let exited =
+            interrupted(|pid| wait_child_exited(pid, Instant::now() + Duration::from_secs(20)));
+        assert!(exited, "wait_child_exited gave up on EINTR");
+        let reaped = interrupted(reap_child);
+        assert_eq!(
+            reaped.map(|(exit, _)| exit),
+            Some(ChildExit::Signal(libc::SIGKILL)),
+            "reap_child gave up on EINTR"
+        );
+    }
+
+    #[test]
+    fn reaping_what_is_not_our_child_fails_at_once() {
+        // pid 1 is nobody's child here: wait4 fails with ECHILD, not EINTR.
+        let started = Instant::now();
+        assert!(reap_child(1).is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by reap_child
+    fn child_exited_peeks_without_reaping_and_kill_child_kills() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(!child_exited(pid));
+        kill_child(pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !child_exited(pid) {
+            assert!(Instant::now() < deadline, "kill_child did not kill");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Peeking leaves it to be reaped, with how it ended.
+        assert!(child_exited(pid));
+        assert_eq!(reap_child(pid).unwrap().0, ChildExit::Signal(libc::SIGKILL));
+    }
+
+    #[test]
+    fn lowering_by_zero_leaves_an_earlier_nice_alone() {
+        let nice = std::thread::spawn(|| {
+            lower_this_thread(5, false);
+            lower_this_thread(0, false);
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(nice, 5);
+    }
 
     #[test]
     fn cpu_percent_counts_user_and_system_time() {

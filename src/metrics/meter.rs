@@ -70,3 +70,39 @@ impl RunMeter {
         self.cpu_ns.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_per_slot_and_total_across_slots() {
+        let m = RunMeter::new(3);
+        m.add_numbers(0, 5);
+        m.add_numbers(2, 7);
+        m.add_numbers(9, 100); // no such slot: ignored
+        assert_eq!(m.total_numbers(), 12);
+        m.add_requests(1, 2);
+        m.add_requests(1, 3);
+        m.add_requests(3, 50);
+        assert_eq!(m.total_requests(), 5);
+        // A cumulative clock: the latest, never going back.
+        m.set_cpu_ns(0, 100);
+        m.set_cpu_ns(0, 250);
+        m.set_cpu_ns(0, 200);
+        m.set_cpu_ns(1, 40);
+        assert_eq!(m.total_cpu_ns(), 290);
+        m.add_cpu_ns(2, 10);
+        m.add_cpu_ns(2, 5);
+        m.add_cpu_ns(7, 1000);
+        assert_eq!(m.total_cpu_ns(), 305);
+    }
+
+    #[test]
+    fn shared_slots_wrap_around_the_slots() {
+        let m = RunMeter::new(4);
+        let slots: Vec<usize> = (0..9).map(|id| m.shared_slot(id)).collect();
+        assert_eq!(slots, vec![0, 1, 2, 3, 0, 1, 2, 3, 0]);
+        assert_eq!(RunMeter::new(0).shared_slot(5), 0);
+    }
+}

@@ -110,12 +110,17 @@ fn thread_cpu_ns(tid: u32) -> Option<u64> {
         return Some(ns);
     }
     let stat = fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    stat_cpu_ns(&stat, hz)
+}
+
+/// User + system time from a `/proc/.../stat` line, at `hz` ticks a second.
+fn stat_cpu_ns(stat: &str, hz: u64) -> Option<u64> {
     // Fields after the parenthesised name: state is field 3; utime, stime are 14, 15.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(ticks * 1_000_000_000 / hz)
 }
 
@@ -123,6 +128,16 @@ fn thread_cpu_ns(tid: u32) -> Option<u64> {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn stat_lines_give_user_plus_system_time() {
+        // A name with spaces and a ')' in it: fields count from the last ')'.
+        let stat = "4242 (a (weird) name) S 1 2 3 4 5 6 7 8 9 10 30 12 0 0 20 0 1 0";
+        // utime 30 + stime 12 ticks at 100 Hz: 0.42 s.
+        assert_eq!(stat_cpu_ns(stat, 100), Some(420_000_000));
+        assert_eq!(stat_cpu_ns(stat, 250), Some(168_000_000));
+        assert_eq!(stat_cpu_ns("4242 (x) S 1 2", 100), None);
+    }
 
     fn spin(d: Duration) {
         let end = Instant::now() + d;

@@ -202,6 +202,10 @@ mod tests {
         assert!((speedup(&base, &fast).unwrap() - 4.0).abs() < 1e-9);
         let cancelled = report(BackendKind::Processes, 0.5, RunStatus::Cancelled);
         assert_eq!(speedup(&base, &cancelled), None);
+        // A run with no wall time has no throughput to compare, either side.
+        let instant = report(BackendKind::Processes, 0.0, RunStatus::Ok);
+        assert_eq!(speedup(&base, &instant), None);
+        assert_eq!(speedup(&instant, &fast), None);
     }
 
     #[test]

@@ -191,6 +191,60 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_goes_only_with_its_own_run() {
+        let mut h = RunHistory::default();
+        let a = h.push(report(RunStatus::Ok, 1.0));
+        let b = h.push(report(RunStatus::Ok, 1.0));
+        h.baseline = Some(b);
+        h.remove(a);
+        assert_eq!(h.baseline, Some(b), "removing another run kept it");
+        h.remove(b);
+        assert_eq!(h.baseline, None);
+        // Falling off the end of the history takes the baseline only if it is the one that falls.
+        let mut h = RunHistory::default();
+        let first = h.push(report(RunStatus::Ok, 1.0));
+        let second = h.push(report(RunStatus::Ok, 1.0));
+        h.baseline = Some(second);
+        for _ in 0..MAX_RUNS - 1 {
+            h.push(report(RunStatus::Ok, 1.0));
+        }
+        assert!(h.get(first).is_none());
+        assert_eq!(h.baseline, Some(second));
+        h.push(report(RunStatus::Ok, 1.0));
+        assert!(h.get(second).is_none());
+        assert_eq!(h.baseline, None);
+    }
+
+    #[test]
+    fn summaries_keep_small_sums_and_the_gils_totals() {
+        let mut small = report(RunStatus::Ok, 1.0);
+        small.sums = vec![Some(1); 1024];
+        let mut big = report(RunStatus::Ok, 1.0);
+        big.sums = vec![Some(1); 1025];
+        let hold = |w| crate::report::gil::GilHold {
+            worker: w,
+            start_s: 0.0,
+            end_s: 1.0,
+        };
+        small.gil = Some(crate::report::gil::GilReport {
+            switch_interval_ms: 5.0,
+            switches: 9,
+            drop_requests: 1,
+            per_worker: Vec::new(),
+            holds: vec![hold(0), hold(1), hold(0)],
+            holds_dropped: 4,
+        });
+        let s = summary_of(&small);
+        assert_eq!(s.sums.len(), 1024);
+        assert!(s.cpu_timeline.is_empty());
+        let gil = s.gil.unwrap();
+        assert!(gil.holds.is_empty());
+        assert_eq!(gil.holds_dropped, 7, "the holds it leaves out are counted");
+        assert_eq!(gil.switches, 9);
+        assert!(summary_of(&big).sums.is_empty());
+    }
+
+    #[test]
     fn ids_keep_growing_and_history_is_capped() {
         let mut h = RunHistory::default();
         for _ in 0..MAX_RUNS + 5 {
