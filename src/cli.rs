@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// (default: a fresh one, printed).
     #[arg(long)]
     pub token: Option<String>,
+    /// Runs the history keeps; the oldest finished ones go first.
+    #[arg(long, default_value_t = scalelab::server::runs::KEPT_RUNS, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub history: usize,
 }
 
 #[derive(Args, Debug)]
@@ -357,8 +360,11 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub runs: usize,
     /// Start `scalelab run` processes instead of running in this process.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api")]
     pub cli: bool,
+    /// Through the HTTP API of a `scalelab serve` in this process.
+    #[arg(long)]
+    pub api: bool,
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +394,14 @@ pub struct BenchArgs {
     /// Backends to measure, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub backends: Vec<BackendKind>,
+    /// Measure `scalelab serve` instead: a run through the API against the same
+    /// run local, event latency, and 100 watching clients (pairs of runs of
+    /// about --seconds each).
+    #[arg(long)]
+    pub api: bool,
+    /// Pairs of runs for --api.
+    #[arg(long, default_value_t = 5, requires = "api", value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
+    pub pairs: usize,
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
@@ -650,6 +664,23 @@ fn print_text(r: &RunReport) {
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
+    if args.api {
+        let r = scalelab::server::bench::run(args.seconds, args.pairs, |what| {
+            eprintln!("measuring {what}")
+        });
+        return match r {
+            Ok(r) => {
+                match args.format {
+                    Format::Json => {
+                        println!("{}", serde_json::to_string_pretty(&r).expect("serializes"))
+                    }
+                    Format::Text => print!("{}", r.to_markdown()),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        };
+    }
     let defaults = BenchConfig::default();
     let cfg = BenchConfig {
         scaling_run_s: args.seconds,
@@ -809,6 +840,19 @@ fn sweep(args: &SweepArgs) -> ExitCode {
 
 fn soak(args: &SoakArgs) -> ExitCode {
     use scalelab::reliability::soak;
+    if args.api {
+        return match scalelab::server::bench::soak(args.runs) {
+            Ok(r) => {
+                print!("{}", r.to_markdown());
+                if r.clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    failed(format!("the soak found problems: {:?}", r.failures))
+                }
+            }
+            Err(e) => failed(e),
+        };
+    }
     let r = if args.cli {
         match std::env::current_exe() {
             Ok(exe) => soak::soak_cli(args.runs, &BackendKind::ALL, &exe),
@@ -939,6 +983,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         listen: args.listen,
         token: token.clone(),
         engine: Default::default(),
+        history: args.history,
     };
     let server = match scalelab::server::Server::bind(opts) {
         Ok(s) => s,

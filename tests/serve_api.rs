@@ -389,6 +389,8 @@ fn runs_queue_one_at_a_time_and_cancel_ends_them() {
         v["sums"],
         json!([task_sum(3, 0, 1000), task_sum(3, 1, 1000)])
     );
+    // An ended run cannot be cancelled, and says so.
+    assert_eq!(s.delete(last), 409);
     let ids: Vec<u64> = s
         .json("/api/v1/runs")
         .as_array()
@@ -521,4 +523,24 @@ fn killing_the_server_ends_its_workers() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn many_api_runs_leave_nothing_behind() {
+    // `scalelab soak --api`: runs through the API of a server in its own
+    // process, then what that process still holds.
+    let out = Command::new(EXE)
+        .args(["soak", "--api", "--runs", "200"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("200 API runs") && text.contains("0 failure(s), clean"),
+        "{text}"
+    );
 }

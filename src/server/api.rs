@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::MAX_BODY;
 use super::machine::{CoreSample, Machine};
-use super::runs::{Phase, Progress, Runs};
+use super::runs::{Cancel, Phase, Progress, Runs};
 use crate::spec::RunSpec;
 use crate::workload::io::same_token;
 
@@ -252,21 +252,24 @@ pub(super) async fn list(With(state): With<Shared>) -> Json<Vec<HistoryRow>> {
 #[utoipa::path(delete, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = u64, Path)),
     responses(
         (status = 202, description = "Asked to stop: a running run ends with a `cancelled` event, a queued one never starts", body = Cancelling),
+        (status = 409, description = "The run has already ended", body = ErrorBody),
         (status = 400, description = "Not a run id", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
 pub(super) async fn cancel(With(state): With<Shared>, RunId(id): RunId) -> Response {
-    if state.runs.cancel(id) {
-        (
-            StatusCode::ACCEPTED,
-            Json(Cancelling {
+    match state.runs.cancel(id) {
+        Some(Cancel::Asked) => {
+            let body = Cancelling {
                 id,
                 cancelling: true,
-            }),
-        )
-            .into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, &format!("no run {id}"), None)
+            };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Some(Cancel::AlreadyEnded) => {
+            let msg = format!("run {id} has already ended");
+            error(StatusCode::CONFLICT, &msg, None)
+        }
+        None => error(StatusCode::NOT_FOUND, &format!("no run {id}"), None),
     }
 }
 

@@ -3,7 +3,7 @@
 //! history. Knows nothing of HTTP.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -30,6 +30,13 @@ pub struct Progress {
     pub tasks: u32,
 }
 
+/// What asking a run to stop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    Asked,
+    AlreadyEnded,
+}
+
 /// One run the server was given.
 pub struct RunEntry {
     pub id: u64,
@@ -38,6 +45,8 @@ pub struct RunEntry {
     pub progress: Progress,
     /// Every event so far, as JSON, in order: a late listener replays them.
     pub events: Vec<Arc<str>>,
+    /// When each of `events` was taken from the engine (for `bench`'s latency).
+    logged_at: Vec<Instant>,
     pub report: Option<Box<RunReport>>,
     /// Why the run could not start or ended without a report.
     pub failure: Option<String>,
@@ -55,22 +64,26 @@ pub struct Runs {
 struct Inner {
     runs: Vec<RunEntry>,
     next_id: u64,
+    /// How many runs the history keeps.
+    kept: usize,
 }
 
-/// Runs kept in memory; the oldest finished ones go first beyond this.
-const KEPT_RUNS: usize = 1000;
+/// Runs kept in memory unless told otherwise; the oldest finished ones go
+/// first beyond this.
+pub const KEPT_RUNS: usize = 1000;
 /// Runs whose whole event log is kept for late listeners; older ones keep
 /// only their last event (their report is kept whole).
 const KEPT_LOGS: usize = 50;
 
 impl Runs {
     /// The runs, with their runner thread started.
-    pub fn start(options: EngineOptions) -> std::io::Result<Arc<Self>> {
+    pub fn start(options: EngineOptions, kept: usize) -> std::io::Result<Arc<Self>> {
         let (tx, rx) = crossbeam_channel::unbounded::<u64>();
         let runs = Arc::new(Self {
             inner: Mutex::new(Inner {
                 runs: Vec::new(),
                 next_id: 1,
+                kept: kept.max(1),
             }),
             changed: Notify::new(),
             queue: tx,
@@ -107,11 +120,13 @@ impl Runs {
                     tasks,
                 },
                 events: Vec::new(),
+                logged_at: Vec::new(),
                 report: None,
                 failure: None,
                 cancel_asked: false,
             });
-            forget_oldest(&mut inner.runs);
+            let kept = inner.kept;
+            forget_oldest(&mut inner.runs, kept);
             id
         };
         // The runner lives as long as `self`: the send cannot fail.
@@ -120,16 +135,21 @@ impl Runs {
         id
     }
 
-    /// Asks a run to stop; false when there is no such run.
-    pub fn cancel(&self, id: u64) -> bool {
+    /// Asks a run to stop; `None` when there is no such run.
+    pub fn cancel(&self, id: u64) -> Option<Cancel> {
         let mut inner = self.lock();
-        match inner.runs.iter_mut().find(|r| r.id == id) {
-            Some(r) => {
-                r.cancel_asked = true;
-                true
-            }
-            None => false,
+        let r = inner.runs.iter_mut().find(|r| r.id == id)?;
+        if r.phase == Phase::Done {
+            return Some(Cancel::AlreadyEnded);
         }
+        r.cancel_asked = true;
+        Some(Cancel::Asked)
+    }
+
+    /// When each event of run `id` was taken from the engine (empty once its
+    /// log is trimmed).
+    pub fn logged_at(&self, id: u64) -> Vec<Instant> {
+        self.with(id, |r| r.logged_at.clone()).unwrap_or_default()
     }
 
     /// Reads one run under the lock.
@@ -195,14 +215,17 @@ impl Runs {
                         r.progress.tasks_done += 1;
                     }
                     r.events.push(json);
+                    r.logged_at.push(Instant::now());
                 }
             }
+            // Listeners get the event now, the terminal one included,
+            // before the run's threads and processes are joined.
+            self.changed.notify_waiters();
             if let Some(report) = report {
                 handle.join();
                 self.finish(id, Some(report), None);
                 return;
             }
-            self.changed.notify_waiters();
         }
     }
 
@@ -215,6 +238,7 @@ impl Runs {
                 if let Some(why) = &failure {
                     let e = serde_json::json!({"type": "error", "data": why});
                     r.events.push(e.to_string().into());
+                    r.logged_at.push(Instant::now());
                 }
                 r.failure = failure;
             }
@@ -224,9 +248,9 @@ impl Runs {
     }
 }
 
-/// Drops the oldest finished runs beyond `KEPT_RUNS` (a queued or running one stays).
-fn forget_oldest(runs: &mut Vec<RunEntry>) {
-    while runs.len() > KEPT_RUNS {
+/// Drops the oldest finished runs beyond `kept` (a queued or running one stays).
+fn forget_oldest(runs: &mut Vec<RunEntry>, kept: usize) {
+    while runs.len() > kept {
         match runs.iter().position(|r| r.phase == Phase::Done) {
             Some(i) => {
                 runs.remove(i);
@@ -243,6 +267,7 @@ fn trim_logs(runs: &mut [RunEntry]) {
         if r.events.len() > 1 {
             let last = r.events.pop();
             r.events = last.into_iter().collect();
+            r.logged_at = Vec::new();
         }
     }
 }
@@ -258,6 +283,7 @@ mod tests {
             phase,
             progress: Progress::default(),
             events: (0..events).map(|i| Arc::from(i.to_string())).collect(),
+            logged_at: Vec::new(),
             report: None,
             failure: None,
             cancel_asked: false,
@@ -283,7 +309,7 @@ mod tests {
             .map(|i| entry(i, Phase::Done, 0))
             .collect();
         runs[0].phase = Phase::Queued;
-        forget_oldest(&mut runs);
+        forget_oldest(&mut runs, KEPT_RUNS);
         assert_eq!(runs.len(), KEPT_RUNS);
         let ids: Vec<u64> = runs.iter().take(3).map(|r| r.id).collect();
         assert_eq!(ids, vec![0, 3, 4]);
