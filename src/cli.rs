@@ -254,6 +254,13 @@ pub struct GuiArgs {
     /// Frames per second while a run goes (the window's *refresh*; default 7).
     #[arg(long, value_name = "HZ", value_parser = ["1", "2", "5", "7", "10", "30"])]
     pub refresh: Option<String>,
+    /// Send the runs to this `scalelab serve` (http://HOST:PORT) from the start,
+    /// as the window's Machine control does.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's token (default: the SCALELAB_SERVER_TOKEN environment variable).
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -504,7 +511,25 @@ fn gui(args: &GuiArgs) -> ExitCode {
     } else {
         None
     };
-    match gui::launch(gui::LaunchConfig { script, options }) {
+    let attached = match &args.server {
+        Some(url) => {
+            let token = args
+                .token
+                .clone()
+                .or_else(|| std::env::var("SCALELAB_SERVER_TOKEN").ok())
+                .unwrap_or_default();
+            match gui::machine::Attached::probe(url, &token) {
+                Ok(a) => Some(a),
+                Err(e) => return failed(format!("gui: --server: {e}")),
+            }
+        }
+        None => None,
+    };
+    match gui::launch(gui::LaunchConfig {
+        script,
+        options,
+        attached,
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(e),
     }

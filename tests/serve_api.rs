@@ -544,3 +544,42 @@ fn many_api_runs_leave_nothing_behind() {
         "{text}"
     );
 }
+
+/// The engine's own handle, on a run that goes on the server.
+fn remote_handle(s: &Served, spec: &Value) -> scalelab::engine::RunHandle {
+    use scalelab::server::client::{Remote, start};
+    let spec: scalelab::spec::RunSpec = serde_json::from_value(spec.clone()).unwrap();
+    start(Remote::new(&s.url, TOKEN), spec, 2, None).unwrap()
+}
+
+#[test]
+fn a_remote_handle_runs_cancels_and_says_when_the_server_goes() {
+    let mut s = Served::start();
+    let report = remote_handle(&s, &cpu_spec(2, 3, 50_000, 7)).wait();
+    assert_eq!(report.status, scalelab::report::RunStatus::Ok);
+    let want: Vec<Option<u64>> = (0..3).map(|t| Some(task_sum(7, t, 50_000))).collect();
+    assert_eq!(report.sums, want);
+
+    let long = cpu_spec(2, 200, 50_000_000, 1);
+    let h = remote_handle(&s, &long);
+    let first = h.events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(first, Event::Started { .. }), "{first:?}");
+    h.cancel();
+    let report = h.wait();
+    assert_eq!(report.status, scalelab::report::RunStatus::Cancelled);
+
+    let h = remote_handle(&s, &long);
+    h.events.recv_timeout(Duration::from_secs(10)).unwrap();
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let report = h.wait();
+    assert_eq!(report.status, scalelab::report::RunStatus::Failed);
+    let why = report.reason.unwrap();
+    assert!(why.contains("lost the server"), "{why}");
+
+    // A server that is not there at all: a failed run with the reason, at once.
+    let h = remote_handle(&s, &cpu_spec(1, 1, 1000, 1));
+    let report = h.wait();
+    assert_eq!(report.status, scalelab::report::RunStatus::Failed);
+    assert!(report.reason.unwrap().contains("cannot reach"));
+}

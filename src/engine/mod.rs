@@ -30,6 +30,21 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
+    /// A handle on a run driven elsewhere (a `scalelab serve`): `thread`
+    /// sends its events on the channel `events` reads, ending with a terminal
+    /// one, and watches `cancel`.
+    pub fn from_parts(
+        events: Receiver<Event>,
+        cancel: Arc<AtomicBool>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            events,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
     /// Asks the run to stop; a `Cancelled` event follows within 100 ms.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);

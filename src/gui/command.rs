@@ -20,6 +20,15 @@ use crate::spec::RunSpec;
 #[derive(Debug, Clone)]
 pub enum Command {
     Run(RunSpec),
+    /// Send runs to the server at `url` from now on (asks it first).
+    Attach {
+        url: String,
+        token: String,
+    },
+    /// What the server said when asked (from the attaching thread).
+    Attached(Result<super::machine::Attached, String>),
+    /// Run on this machine again.
+    Detach,
     Cancel,
     ShowRun(u64),
     RemoveRun(u64),

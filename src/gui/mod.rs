@@ -9,6 +9,7 @@ pub mod controls;
 pub mod frame_stats;
 pub mod history;
 pub mod live;
+pub mod machine;
 pub mod screenshot;
 pub mod scripted;
 pub mod state;
@@ -38,6 +39,8 @@ pub struct LaunchConfig {
     /// Scripted mode, when given.
     pub script: Option<ScriptConfig>,
     pub options: EngineOptions,
+    /// Runs go to this server from the start (scripted `--server`).
+    pub attached: Option<machine::Attached>,
 }
 
 /// Opens the window and returns when it closes; in scripted mode, with the script's outcome.
@@ -59,6 +62,7 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
         ..Default::default()
     };
     let (options, script, app_slot) = (config.options, config.script, slot.clone());
+    let attached = config.attached;
     // Some 20 ms, before the window opens: sizes a first run that lasts long
     // enough to watch (the chapter's 8 × 1,000,000 is over before a sample).
     let calibration = Calibration::measure();
@@ -78,7 +82,10 @@ pub fn launch(config: LaunchConfig) -> Result<(), String> {
                         .with_calibration(calibration, fresh)
                 }
             };
-            Ok(Box::new(app))
+            Ok(Box::new(match attached {
+                Some(a) => app.attached_to(a, &cc.egui_ctx),
+                None => app,
+            }))
         }),
     );
     if let Err(e) = result {

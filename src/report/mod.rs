@@ -117,6 +117,30 @@ impl IoStats {
 }
 
 impl RunReport {
+    /// The report of a run that ended without the engine's own (its server
+    /// went away): `status` and `reason`, no results.
+    pub fn without_results(spec: RunSpec, status: RunStatus, reason: String, cores: usize) -> Self {
+        RunReport {
+            sums: vec![None; spec.tasks as usize],
+            spec,
+            status,
+            reason: Some(reason),
+            total: 0,
+            wall_s: 0.0,
+            user_s: 0.0,
+            sys_s: 0.0,
+            cpu_percent: 0.0,
+            observer_cpu_percent: 0.0,
+            cores,
+            workers_lost: 0,
+            task_timeline: Vec::new(),
+            cpu_timeline: Vec::new(),
+            io: None,
+            gil: None,
+            verification: None,
+        }
+    }
+
     /// Efficiency: the share of the machine the run kept busy, 0..=1.
     pub fn efficiency(&self) -> f64 {
         self.cpu_percent / (100.0 * self.cores.max(1) as f64)

@@ -4,7 +4,14 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::machine::Machine;
+use crate::engine::{RunHandle, StartError, Waker};
 use crate::report::event::Event;
+use crate::report::{RunReport, RunStatus};
 use crate::spec::RunSpec;
 
 /// Why a remote call failed.
@@ -20,10 +27,20 @@ pub enum ClientError {
 }
 
 /// One server, by URL (`http://HOST:PORT`) and token.
+#[derive(Clone)]
 pub struct Remote {
     base: String,
     token: String,
     agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Remote {
+    /// The URL; never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Remote {
@@ -53,6 +70,32 @@ impl Remote {
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| body.trim().to_string());
         ClientError::Http(format!("{} answered {status}: {reason}", self.base))
+    }
+
+    /// The server's machine (`GET /api/v1/machine`).
+    pub fn machine(&self) -> Result<Machine, ClientError> {
+        let url = format!("{}/api/v1/machine", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &self.bearer())
+            .call()
+            .map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        if status != 200 {
+            return Err(self.failure(status, &body));
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| ClientError::Http(format!("{} is not a scalelab server: {e}", self.base)))
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.base
     }
 
     /// Queues `spec` on the server; returns the run's id.
@@ -154,4 +197,89 @@ impl Iterator for Events {
             });
         }
     }
+}
+
+/// Runs `spec` on the server as the engine runs one here: the handle's
+/// events are the server's, ending with a terminal one even when the server
+/// goes away (then a `Failed` report saying so), and cancelling it cancels the
+/// run there. Never blocks: the spec is checked here, everything else happens
+/// on the handle's thread. `cores` is the server's, for a report it makes up.
+pub fn start(
+    remote: Remote,
+    spec: RunSpec,
+    cores: usize,
+    wake: Option<Waker>,
+) -> Result<RunHandle, StartError> {
+    spec.validate()?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let asked = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name("scalelab-remote-run".into())
+        .spawn(move || {
+            let wake_last = || {
+                if let Some(w) = &wake {
+                    w(true)
+                }
+            };
+            let fail = |why: String| {
+                let report =
+                    RunReport::without_results(spec.clone(), RunStatus::Failed, why, cores);
+                let _ = tx.send(Event::Failed(Box::new(report)));
+                wake_last();
+            };
+            let id = match remote.submit(&spec) {
+                Ok(id) => id,
+                Err(e) => return fail(format!("{}: {e}", remote.url())),
+            };
+            let done = Arc::new(AtomicBool::new(false));
+            // Cancelling is a DELETE, sent from a thread of its own: this one
+            // blocks reading the stream.
+            let canceller = {
+                let (remote, done) = (remote.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        if asked.load(Ordering::Relaxed) {
+                            let _ = remote.cancel(id);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                })
+            };
+            let mut ended = false;
+            let mut broke = None;
+            match remote.events(id) {
+                Ok(events) => {
+                    for e in events {
+                        match e {
+                            Ok(e) => {
+                                ended = e.is_terminal();
+                                if tx.send(e).is_err() {
+                                    break;
+                                }
+                                if ended {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                broke = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => broke = Some(e.to_string()),
+            }
+            done.store(true, Ordering::Relaxed);
+            let _ = canceller.join();
+            if ended {
+                wake_last();
+            } else {
+                let why = broke.unwrap_or_else(|| "the event stream ended early".into());
+                fail(format!("lost the server {} mid-run: {why}", remote.url()));
+            }
+        })
+        .map_err(StartError::Spawn)?;
+    Ok(RunHandle::from_parts(rx, cancel, thread))
 }

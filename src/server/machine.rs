@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::backends::bus::host_name;
 use crate::metrics::cores::{CoreSampler, core_count};
 
 /// `GET /api/v1/machine`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Machine {
     pub host: String,
     pub cores: usize,
     pub cpu_model: String,
-    pub version: &'static str,
+    pub version: String,
 }
 
 impl Machine {
@@ -25,7 +25,7 @@ impl Machine {
             host: host_name(),
             cores: core_count(),
             cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }

@@ -14,6 +14,7 @@ impl ScalelabApp {
             ui.horizontal(|ui| {
                 ui.heading(RichText::new("scalelab").strong());
                 ui.label(RichText::new("how concurrency architectures scale").weak());
+
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     let compare = ui
                         .add_enabled(
@@ -75,6 +76,16 @@ impl ScalelabApp {
                     }
                     ui.label("Theme");
                 });
+            });
+            // Where runs go: a row of its own, so that it never runs under the buttons.
+            ui.horizontal(|ui| {
+                let busy = self.is_running() || self.is_comparing() || self.is_sweeping();
+                out.extend(super::super::machine::machine_bar(
+                    ui,
+                    &mut self.machine,
+                    self.attached.as_ref(),
+                    busy,
+                ));
             });
         });
         egui::Panel::bottom("status_bar")

@@ -133,6 +133,33 @@ impl ScalelabApp {
                 Ok(p) => self.info(format!("Saved the sweep to {}", p.display())),
                 Err(e) => self.error(format!("Cannot save the sweep: {e}")),
             },
+            Command::Attach { url, token } => {
+                if self.is_running() || self.machine.probing {
+                    return Vec::new();
+                }
+                self.machine.probing = true;
+                let back = self.sender(ctx);
+                let spawned = std::thread::Builder::new()
+                    .name("scalelab-attach".into())
+                    .spawn(move || back.send(Command::Attached(Attached::probe(&url, &token))));
+                if let Err(e) = spawned {
+                    self.machine.probing = false;
+                    self.error(format!("Cannot attach: {e}"));
+                }
+            }
+            Command::Attached(result) => {
+                self.machine.probing = false;
+                match result {
+                    Ok(a) => self.attach(a, ctx),
+                    Err(e) => self.error(format!("Cannot attach to the server: {e}")),
+                }
+            }
+            Command::Detach => {
+                if !self.is_running() && self.attached.take().is_some() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Title("scalelab".into()));
+                    self.info("Runs go to this machine again.");
+                }
+            }
             Command::UseRunSize(size) => {
                 self.state.form.set_size(&size);
                 self.info("The form now holds a run of a few seconds: press Run.");
@@ -158,15 +185,32 @@ impl ScalelabApp {
                 repaint.request_repaint();
             }
         });
-        match engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)) {
+        if self.machine.use_server && self.attached.is_none() {
+            self.error("Attach to the server first (Machine, at the top), or choose this machine.");
+            return Vec::new();
+        }
+        let started = match &self.attached {
+            Some(a) => crate::server::client::start(
+                a.remote.clone(),
+                spec.clone(),
+                a.machine.cores,
+                Some(wake),
+            ),
+            None => engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)),
+        };
+        match started {
             Ok(handle) => {
                 self.run = Some(handle);
                 self.runs_started += 1;
                 // The form shows what runs (the scripted mode's runs included).
                 self.state.form = SpecForm::from_spec(&spec);
-                self.live = Some(LiveRun::new(spec.clone(), self.cores));
+                self.live = Some(LiveRun::new(spec.clone(), self.run_cores()));
+                let place = match &self.attached {
+                    Some(a) => format!(" on {}", a.machine.host),
+                    None => String::new(),
+                };
                 self.info(format!(
-                    "Running {} × {} workers…",
+                    "Running {} × {} workers{place}…",
                     spec.backend, spec.workers
                 ));
                 ctx.request_repaint();

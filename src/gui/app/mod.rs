@@ -24,6 +24,7 @@ use super::controls::{self, PanelContext, SpecForm};
 use super::frame_stats::FrameStats;
 use super::history;
 use super::live::{self, LiveRun};
+use super::machine::{Attached, MachineForm};
 use super::screenshot::Screenshotter;
 use super::scripted::Script;
 pub use super::state::{AppState, ExportFormat, ThemeChoice};
@@ -76,6 +77,9 @@ pub struct ScalelabApp {
     sweep_form: Option<SweepForm>,
     /// The folder dialog is open on its own thread (its answer comes as a command).
     folder_dialog_open: bool,
+    /// The *Machine* control's fields, and the server runs go to, if any.
+    machine: MachineForm,
+    attached: Option<Attached>,
     /// Where background work sends its commands (see `CommandSender`), and
     /// where the app drains them, once a frame.
     background_tx: crossbeam_channel::Sender<Command>,
@@ -108,6 +112,8 @@ impl ScalelabApp {
             sweep_open: false,
             sweep_form: None,
             folder_dialog_open: false,
+            machine: MachineForm::default(),
+            attached: None,
             background_tx,
             background_rx,
         }
@@ -164,6 +170,35 @@ impl ScalelabApp {
 
     pub fn is_running(&self) -> bool {
         self.run.is_some()
+    }
+
+    /// The app with runs going to `attached` from the start.
+    pub fn attached_to(mut self, attached: Attached, ctx: &Context) -> Self {
+        self.machine.use_server = true;
+        self.machine.url = attached.remote.url().to_string();
+        self.attach(attached, ctx);
+        self
+    }
+
+    /// The server runs go to, if any.
+    pub fn attached(&self) -> Option<&Attached> {
+        self.attached.as_ref()
+    }
+
+    /// Cores of the machine runs go to.
+    fn run_cores(&self) -> usize {
+        self.attached
+            .as_ref()
+            .map_or(self.cores, |a| a.machine.cores)
+    }
+
+    fn attach(&mut self, attached: Attached, ctx: &Context) {
+        ctx.send_viewport_cmd(egui::ViewportCommand::Title(format!(
+            "scalelab — {}",
+            attached.machine.host
+        )));
+        self.info(format!("Runs now go to {}.", attached.describe()));
+        self.attached = Some(attached);
     }
 
     /// True while the comparison with CPython is measuring.
