@@ -1,4 +1,5 @@
-//! Across hosts: a worker in its own network namespace, joined to the master
+//! Across hosts: `scalelab serve` in one network namespace driven by the CLI
+//! and the scripted window from another; and a worker in its own network namespace, joined to the master
 //! over a veth pair, runs the tasks of a master bound to the veth address,
 //! over an encrypted bus, and a capture of the link (tcpdump) finds neither
 //! the token nor a message in clear. Needs root, iproute2 (`ip netns`) and
@@ -44,16 +45,18 @@ struct TwoHosts {
 }
 
 impl TwoHosts {
-    fn new() -> TwoHosts {
+    /// `tag` (one letter) and `net` (the second octet) keep the tests of this
+    /// file, which run at once, apart.
+    fn new(tag: char, net: u8) -> TwoHosts {
         // Unique per test run: names and addresses derive from this process's id.
         let id = std::process::id();
         let hosts = TwoHosts {
-            ns: format!("slbus{id}"),
-            outer: format!("slb{id}o"),
-            master_ip: format!("10.231.{}.1", id % 250),
-            worker_ip: format!("10.231.{}.2", id % 250),
+            ns: format!("sl{tag}us{id}"),
+            outer: format!("sl{tag}{id}o"),
+            master_ip: format!("10.{net}.{}.1", id % 250),
+            worker_ip: format!("10.{net}.{}.2", id % 250),
         };
-        let inner = format!("slb{id}i");
+        let inner = format!("sl{tag}{id}i");
         ip(&["netns", "add", &hosts.ns]);
         // From here on, drop cleans up whatever was made.
         ip(&[
@@ -116,7 +119,7 @@ fn a_worker_in_another_network_namespace_runs_the_tasks_of_every_workload() {
 }
 
 fn across_namespaces(workload: WorkloadKind) {
-    let hosts = TwoHosts::new();
+    let hosts = TwoHosts::new('b', 231);
     let (tasks, numbers, seed) = (6, 20_000_000, 9);
     let mut run = RunSpec {
         bus: BusParams {
@@ -313,4 +316,82 @@ impl Drop for Capture {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.file);
     }
+}
+
+/// The chapter's E5 across hosts: `scalelab serve` listening on the veth
+/// address (asked for explicitly), `scalelab run --server` and the scripted
+/// window (`gui --server`, under its own Xvfb) in the other namespace.
+#[test]
+fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
+    let hosts = TwoHosts::new('s', 232);
+    let token = "netns-serve-token";
+    let mut server = Command::new(EXE)
+        .args(["serve", "--listen", &format!("{}:0", hosts.master_ip)])
+        .args(["--token", token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0);
+        if let Some(u) = line.trim().strip_prefix("scalelab: serving on ") {
+            break u.to_string();
+        }
+    };
+    assert!(url.contains(&hosts.master_ip), "{url}");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let in_ns = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &hosts.ns]).args(args);
+        cmd
+    };
+    let out = in_ns(&[EXE, "run", "--server", &url, "--token", token])
+        .args(["--backend", "processes", "--workers", "2", "--tasks", "4"])
+        .args(["--numbers", "2000000", "--seed", "5", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<u64> = (0..4)
+        .map(|t| scalelab::workload::cpu::task_sum(5, t, 2_000_000))
+        .collect();
+    assert_eq!(v["sums"], serde_json::json!(want));
+
+    let report = std::env::temp_dir().join(format!("scalelab-netns-{}.json", std::process::id()));
+    let out = in_ns(&[
+        "xvfb-run", "-a", EXE, "gui", "--server", &url, "--token", token,
+    ])
+    .args(["--run", "threads:2", "--tasks", "4", "--numbers", "2000000"])
+    .args(["--seed", "5", "--exit", "--report"])
+    .arg(&report)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    let runs = saved["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{saved}");
+    assert_eq!(runs[0]["status"], "ok", "{saved}");
+    assert_eq!(runs[0]["total"], want.iter().sum::<u64>());
+    // Both runs went to the server.
+    let listed: serde_json::Value = ureq::get(format!("{url}/api/v1/runs"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
