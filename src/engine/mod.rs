@@ -347,6 +347,15 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
             ctx.emit(Event::Sample(s.clone()));
             out.push(s);
             (last_t, last_cpu, last_n, last_r, last_obs) = (t, cpu, n, r, obs);
+        } else if n != last_n || r != last_r {
+            // The run ended within a millisecond of the last sample, after
+            // more work was counted: the final totals must still show (rates
+            // over so short a time would be noise, so they stay as they were).
+            let mut s = out.last().cloned().expect("not empty here");
+            s.t_s = t;
+            s.numbers_done = n;
+            ctx.emit(Event::Sample(s.clone()));
+            out.push(s);
         }
         if closed {
             return out;
