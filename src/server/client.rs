@@ -72,20 +72,37 @@ impl Remote {
         ClientError::Http(format!("{} answered {status}: {reason}", self.base))
     }
 
+    /// The status and body of a call, or why the server could not be reached.
+    fn answered(
+        &self,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, ureq::Body), ClientError> {
+        let resp =
+            sent.map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
+        Ok((resp.status().as_u16(), resp.into_body()))
+    }
+
+    /// `GET` of `path` (`/api/v1/...`), with the token.
+    fn get(&self, path: &str) -> Result<(u16, ureq::Body), ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.answered(
+            self.agent
+                .get(&url)
+                .header("Authorization", &self.bearer())
+                .call(),
+        )
+    }
+
+    /// A whole body as text.
+    fn text(body: &mut ureq::Body) -> Result<String, ClientError> {
+        body.read_to_string()
+            .map_err(|e| ClientError::Http(e.to_string()))
+    }
+
     /// The server's machine (`GET /api/v1/machine`).
     pub fn machine(&self) -> Result<Machine, ClientError> {
-        let url = format!("{}/api/v1/machine", self.base);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("Authorization", &self.bearer())
-            .call()
-            .map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let (status, mut body) = self.get("/api/v1/machine")?;
+        let body = Self::text(&mut body)?;
         if status != 200 {
             return Err(self.failure(status, &body));
         }
@@ -101,17 +118,13 @@ impl Remote {
     /// Queues `spec` on the server; returns the run's id.
     pub fn submit(&self, spec: &RunSpec) -> Result<u64, ClientError> {
         let url = format!("{}/api/v1/runs", self.base);
-        let mut resp = self
+        let sent = self
             .agent
             .post(&url)
             .header("Authorization", &self.bearer())
-            .send_json(spec)
-            .map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+            .send_json(spec);
+        let (status, mut body) = self.answered(sent)?;
+        let body = Self::text(&mut body)?;
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         match status {
             201 => v["id"]
@@ -127,17 +140,9 @@ impl Remote {
 
     /// The run's events from its first to its last (the report).
     pub fn events(&self, id: u64) -> Result<Events, ClientError> {
-        let url = format!("{}/api/v1/runs/{id}/events", self.base);
-        let resp = self
-            .agent
-            .get(&url)
-            .header("Authorization", &self.bearer())
-            .call()
-            .map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
+        let (status, mut body) = self.get(&format!("/api/v1/runs/{id}/events"))?;
         if status != 200 {
-            let text = body.read_to_string().unwrap_or_default();
+            let text = Self::text(&mut body).unwrap_or_default();
             return Err(self.failure(status, &text));
         }
         Ok(Events {
@@ -148,17 +153,16 @@ impl Remote {
     /// Asks the server to cancel a run.
     pub fn cancel(&self, id: u64) -> Result<(), ClientError> {
         let url = format!("{}/api/v1/runs/{id}", self.base);
-        let mut resp = self
+        let sent = self
             .agent
             .delete(&url)
             .header("Authorization", &self.bearer())
-            .call()
-            .map_err(|e| ClientError::Http(format!("cannot reach {}: {e}", self.base)))?;
-        match resp.status().as_u16() {
-            202 => Ok(()),
-            s => {
-                let text = resp.body_mut().read_to_string().unwrap_or_default();
-                Err(self.failure(s, &text))
+            .call();
+        match self.answered(sent)? {
+            (202, _) => Ok(()),
+            (status, mut body) => {
+                let text = Self::text(&mut body).unwrap_or_default();
+                Err(self.failure(status, &text))
             }
         }
     }
