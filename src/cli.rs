@@ -694,15 +694,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             eprintln!("measuring {what}")
         });
         return match r {
-            Ok(r) => {
-                match args.format {
-                    Format::Json => {
-                        println!("{}", serde_json::to_string_pretty(&r).expect("serializes"))
-                    }
-                    Format::Text => print!("{}", r.to_markdown()),
-                }
-                ExitCode::SUCCESS
-            }
+            Ok(r) => print_bench(args.format, &r, r.to_markdown()),
             Err(e) => failed(e),
         };
     }
@@ -719,17 +711,21 @@ fn bench(args: &BenchArgs) -> ExitCode {
         ..defaults
     };
     match bench::run(&cfg, |what| eprintln!("measuring {what}")) {
-        Ok(r) => {
-            match args.format {
-                Format::Json => {
-                    println!("{}", serde_json::to_string_pretty(&r).expect("serializes"))
-                }
-                Format::Text => print!("{}", r.to_markdown()),
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(r) => print_bench(args.format, &r, r.to_markdown()),
         Err(e) => failed(e),
     }
+}
+
+/// A bench's figures as JSON, or as the Markdown table `markdown`.
+fn print_bench(format: Format, figures: &impl serde::Serialize, markdown: String) -> ExitCode {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(figures).expect("serializes")
+        ),
+        Format::Text => print!("{markdown}"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn compare(args: &CompareArgs) -> ExitCode {

@@ -171,23 +171,10 @@ pub(crate) mod tests_support {
     /// A completed report of `spec` with no tasks run: a base for tests to fill.
     pub fn report(spec: RunSpec) -> RunReport {
         RunReport {
-            sums: vec![None; spec.tasks as usize],
-            spec,
             status: RunStatus::Ok,
             reason: None,
-            total: 0,
             wall_s: 1.0,
-            user_s: 0.0,
-            sys_s: 0.0,
-            cpu_percent: 0.0,
-            observer_cpu_percent: 0.0,
-            cores: 2,
-            workers_lost: 0,
-            task_timeline: Vec::new(),
-            cpu_timeline: Vec::new(),
-            io: None,
-            gil: None,
-            verification: None,
+            ..RunReport::without_results(spec, RunStatus::Ok, String::new(), 2)
         }
     }
 }
