@@ -325,25 +325,8 @@ impl Drop for Capture {
 fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
     let hosts = TwoHosts::new('s', 232);
     let token = "netns-serve-token";
-    let mut server = Command::new(EXE)
-        .args(["serve", "--listen", &format!("{}:0", hosts.master_ip)])
-        .args(["--token", token])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0);
-        if let Some(u) = line.trim().strip_prefix("scalelab: serving on ") {
-            break u.to_string();
-        }
-    };
+    let (mut server, url, _) = common::serve(&format!("{}:0", hosts.master_ip), token);
     assert!(url.contains(&hosts.master_ip), "{url}");
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let in_ns = |args: &[&str]| {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &hosts.ns]).args(args);

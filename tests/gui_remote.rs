@@ -3,12 +3,11 @@
 //! token is refused with a reason, and a server that goes away fails the run
 //! with a reason while the window goes on.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use egui_kittest::kittest::Queryable;
 
+mod common;
 mod gui_support;
 use gui_support::{harness, set_field, step_until};
 
@@ -17,30 +16,7 @@ use scalelab::gui::app::{AppState, ScalelabApp};
 use scalelab::report::RunStatus;
 use scalelab::workload::cpu::task_sum;
 
-const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
 const TOKEN: &str = "gui-remote-token";
-
-/// `scalelab serve` on an ephemeral port; its URL.
-fn serve() -> (Child, String) {
-    let mut child = Command::new(EXE)
-        .args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-        if let Some(u) = line.trim().strip_prefix("scalelab: serving on ") {
-            break u.to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    (child, url)
-}
 
 fn app(dir: &Path) -> ScalelabApp {
     let state = AppState {
@@ -52,7 +28,7 @@ fn app(dir: &Path) -> ScalelabApp {
 
 #[test]
 fn the_window_runs_on_a_server_and_says_when_it_is_gone() {
-    let (mut server, url) = serve();
+    let (mut server, url, _) = common::serve("127.0.0.1:0", TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(app(dir.path()));
     h.run_steps(2);

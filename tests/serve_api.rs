@@ -4,13 +4,15 @@
 //! the cores stream ticks, and killing the server ends its workers.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use scalelab::metrics::procinfo;
 use scalelab::report::event::Event;
 use scalelab::workload::cpu::task_sum;
 use serde_json::{Value, json};
+
+mod common;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
 const TOKEN: &str = "serve-test-token";
@@ -24,42 +26,13 @@ struct Served {
 
 impl Served {
     fn start() -> Self {
-        let mut child = Command::new(EXE)
-            .args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let (mut url, mut token) = (None, None);
-        let mut line = String::new();
-        while url.is_none() || token.is_none() {
-            line.clear();
-            assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-            if let Some(u) = line.trim().strip_prefix("scalelab: serving on ") {
-                url = Some(u.to_string());
-            }
-            if let Some(t) = line.trim().strip_prefix("scalelab: token: ") {
-                token = Some(t.to_string());
-            }
-        }
-        assert_eq!(
-            token.as_deref(),
-            Some(TOKEN),
-            "it prints the token it checks"
-        );
-        // Keep draining stderr so that the server never blocks on it.
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let (child, url, token) = common::serve("127.0.0.1:0", TOKEN);
+        assert_eq!(token, TOKEN, "it prints the token it checks");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
-        Self {
-            child,
-            url: url.unwrap(),
-            agent,
-        }
+        Self { child, url, agent }
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {

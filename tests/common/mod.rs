@@ -46,3 +46,33 @@ pub fn scalelab_threads() -> Vec<String> {
     };
     settle(std::time::Duration::from_millis(50), look, Vec::is_empty)
 }
+
+/// `scalelab serve --listen LISTEN --token TOKEN`, started, with its stderr
+/// drained once read; the URL and the token it printed. The caller ends it.
+pub fn serve(listen: &str, token: &str) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalelab"))
+        .args(["serve", "--listen", listen, "--token", token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (mut url, mut printed) = (None, None);
+    let mut line = String::new();
+    while url.is_none() || printed.is_none() {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
+        if let Some(u) = line.trim().strip_prefix("scalelab: serving on ") {
+            url = Some(u.to_string());
+        }
+        if let Some(t) = line.trim().strip_prefix("scalelab: token: ") {
+            printed = Some(t.to_string());
+        }
+    }
+    // Keep draining stderr so that the server never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (child, url.unwrap(), printed.unwrap())
+}
