@@ -468,6 +468,25 @@ fn check_endpoint(ep: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The `i`-th spec of a soak (`scalelab soak`, `soak --api`): every backend and workload in turn, small sizes.
+pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
+    let backend = backends[i % backends.len()];
+    let workload = WorkloadKind::ALL[(i / backends.len()) % WorkloadKind::ALL.len()];
+    RunSpec {
+        backend,
+        workload,
+        workers: 1 + (i % 3) as u32,
+        tasks: 4,
+        numbers_per_task: 20_000,
+        seed: i as u64,
+        io: IoParams {
+            requests: 2,
+            latency_ms: 1,
+        },
+        ..RunSpec::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::engine::{EngineOptions, run_to_end};
 use crate::metrics::procinfo::{Resources, settle, snapshot};
 use crate::report::RunStatus;
-use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
+use crate::spec::{BackendKind, WorkloadKind, soak_spec};
 
 /// What a soak found.
 #[derive(Debug, Clone, Serialize)]
@@ -62,25 +62,6 @@ impl SoakReport {
             && b.children <= a.children
             && self.rss_growth_second_half_percent < 3.0
             && self.rss_growth_percent < 25.0
-    }
-}
-
-/// The `i`-th spec of the soak: every backend and workload in turn, small sizes.
-pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
-    let backend = backends[i % backends.len()];
-    let workload = WorkloadKind::ALL[(i / backends.len()) % WorkloadKind::ALL.len()];
-    RunSpec {
-        backend,
-        workload,
-        workers: 1 + (i % 3) as u32,
-        tasks: 4,
-        numbers_per_task: 20_000,
-        seed: i as u64,
-        io: IoParams {
-            requests: 2,
-            latency_ms: 1,
-        },
-        ..RunSpec::default()
     }
 }
 

@@ -18,7 +18,7 @@ use crate::metrics::cores::core_count;
 use crate::metrics::procinfo::{Resources, settle, snapshot};
 use crate::report::RunReport;
 use crate::report::event::Event;
-use crate::spec::{BackendKind, IoParams, RunSpec, WorkloadKind};
+use crate::spec::{BackendKind, RunSpec, WorkloadKind, soak_spec};
 
 /// Clients that watch a run besides the one that drives it.
 pub const WATCHERS: usize = 100;
@@ -379,19 +379,7 @@ pub fn soak(runs: usize) -> Result<ApiSoak, String> {
     let mut failures = Vec::new();
     let (mut warm, mut halfway) = (None, None);
     for i in 0..runs {
-        let spec = RunSpec {
-            backend: backends[i % backends.len()],
-            workload: WorkloadKind::ALL[(i / backends.len()) % WorkloadKind::ALL.len()],
-            workers: 1 + (i % 3) as u32,
-            tasks: 4,
-            numbers_per_task: 20_000,
-            seed: i as u64,
-            io: IoParams {
-                requests: 2,
-                latency_ms: 1,
-            },
-            ..RunSpec::default()
-        };
+        let spec = soak_spec(i, &backends);
         match server.run(&spec) {
             Ok((r, _, _)) => {
                 let want: Vec<_> = (0..spec.tasks)
