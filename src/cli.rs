@@ -359,6 +359,13 @@ pub struct SweepArgs {
     /// Also draw the sweep as a PNG chart here.
     #[arg(long)]
     pub chart: Option<std::path::PathBuf>,
+    /// Sweep on the `scalelab serve` at this URL (http://HOST:PORT): every run
+    /// goes there, and the ideal curve and the fit use its cores.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's token (default: the SCALELAB_SERVER_TOKEN environment variable).
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -799,9 +806,48 @@ fn print_with_chart(
     ExitCode::SUCCESS
 }
 
+/// The server a sweep's runs go to, asked for its machine first.
+fn sweep_target(
+    url: &str,
+    token: Option<&str>,
+) -> Result<scalelab::measure::sweep::Target, ExitCode> {
+    use scalelab::server::client::{Remote, start};
+    let Some(token) = token
+        .map(str::to_string)
+        .or_else(|| std::env::var("SCALELAB_SERVER_TOKEN").ok())
+    else {
+        return Err(bad_input(
+            "sweep: --server needs --token (or SCALELAB_SERVER_TOKEN in the environment)",
+        ));
+    };
+    let remote = Remote::new(url, &token);
+    let machine = remote
+        .machine()
+        .map_err(|e| failed(format!("sweep: --server: {e}")))?;
+    eprintln!(
+        "sweep: on {} ({} cores, {})",
+        machine.host, machine.cores, machine.cpu_model
+    );
+    Ok(scalelab::measure::sweep::Target {
+        host: machine.host.clone(),
+        cores: machine.cores,
+        start: std::sync::Arc::new(move |spec| start(remote.clone(), spec, &machine, None)),
+    })
+}
+
 fn sweep(args: &SweepArgs) -> ExitCode {
     use scalelab::measure::sweep::{self, SweepConfig, SweepError, chart, output};
-    let cores = scalelab::metrics::cores::core_count() as u32;
+    let target = match &args.server {
+        Some(url) => match sweep_target(url, args.token.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => return e,
+        },
+        None => None,
+    };
+    let cores = target.as_ref().map_or_else(
+        || scalelab::metrics::cores::core_count() as u32,
+        |t| t.cores as u32,
+    );
     let workers = if args.workers.is_empty() {
         sweep::default_workers(cores)
     } else {
@@ -837,6 +883,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         repeat: args.repeat,
         options: EngineOptions::default(),
         cancel: Default::default(),
+        target,
     };
     let report = match sweep::run(&cfg, |p| {
         let eta = p

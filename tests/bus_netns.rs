@@ -325,7 +325,10 @@ impl Drop for Capture {
 fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
     let hosts = TwoHosts::new('s', 232);
     let token = "netns-serve-token";
-    let (mut server, url, _) = common::serve(&format!("{}:0", hosts.master_ip), token);
+    // A host name of its own, so that "ran there" shows in every report.
+    let host = "scalelab-server-232";
+    let (mut server, url, _) =
+        common::serve_as(Some(host), &format!("{}:0", hosts.master_ip), token);
     assert!(url.contains(&hosts.master_ip), "{url}");
     let in_ns = |args: &[&str]| {
         let mut cmd = Command::new("ip");
@@ -344,6 +347,7 @@ fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
         .map(|t| scalelab::workload::cpu::task_sum(5, t, 2_000_000))
         .collect();
     assert_eq!(v["sums"], serde_json::json!(want));
+    assert_eq!(v["host"], host, "the report names the server's machine");
 
     let report = std::env::temp_dir().join(format!("scalelab-netns-{}.json", std::process::id()));
     let out = in_ns(&[
@@ -366,6 +370,10 @@ fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
     assert_eq!(runs.len(), 1, "{saved}");
     assert_eq!(runs[0]["status"], "ok", "{saved}");
     assert_eq!(runs[0]["total"], want.iter().sum::<u64>());
+    assert_eq!(
+        runs[0]["host"], host,
+        "the window's export names the server's machine"
+    );
     // Both runs went to the server.
     let listed: serde_json::Value = ureq::get(format!("{url}/api/v1/runs"))
         .header("Authorization", &format!("Bearer {token}"))

@@ -54,6 +54,7 @@ fn json_output_holds_every_documented_field() {
             "sys_s",
             "cpu_percent",
             "cores",
+            "host",
             "task_timeline",
             "cpu_timeline",
         ] {
@@ -64,6 +65,7 @@ fn json_output_holds_every_documented_field() {
         assert_eq!(v["workers"], 3);
         assert_eq!(v["numbers_per_task"], 100_000);
         assert_eq!(v["status"], "ok");
+        assert_eq!(v["host"], scalelab::metrics::procinfo::host_name());
         let sums: Vec<u64> = v["sums"]
             .as_array()
             .unwrap()

@@ -283,13 +283,15 @@ fn exports_write_what_the_history_holds() {
     let csv = std::fs::read_to_string(&csv_files[0]).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("id,backend,workload,workers,tasks,numbers_per_task"));
+    assert!(lines[0].starts_with("id,host,backend,workload,workers,tasks,numbers_per_task"));
+    // Each run names the machine it ran on: this one, run locally.
+    let host = scalelab::metrics::procinfo::host_name();
     assert!(
-        lines[1].starts_with("1,threads,cpu,2,4,200000,42,ok,"),
+        lines[1].starts_with(&format!("1,{host},threads,cpu,2,4,200000,42,ok,")),
         "{csv}"
     );
     assert!(
-        lines[2].starts_with("2,threads,cpu,2,4,200000,42,ok,"),
+        lines[2].starts_with(&format!("2,{host},threads,cpu,2,4,200000,42,ok,")),
         "{csv}"
     );
 
@@ -307,7 +309,10 @@ fn exports_write_what_the_history_holds() {
     h.run_steps(2);
     let md = std::fs::read_to_string(&files("md")[0]).unwrap();
     assert_eq!(md.lines().count(), 4, "{md}");
-    assert!(md.contains("| 2 | threads | 2 | 4 × 200,000 |"), "{md}");
+    assert!(
+        md.contains(&format!("| 2 | {host} | threads | 2 | 4 × 200,000 |")),
+        "{md}"
+    );
 
     // A folder that does not exist: an error is shown and nothing else changes.
     set_field(
@@ -334,7 +339,7 @@ fn exports_write_what_the_history_holds() {
             _ => None,
         })
         .expect("a copy command");
-    assert!(copied.starts_with("| # | backend |"), "{copied}");
+    assert!(copied.starts_with("| # | host | backend |"), "{copied}");
 
     // Remove one run, then clear.
     h.get_all_by_label("remove").next().unwrap().click();

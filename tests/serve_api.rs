@@ -443,6 +443,9 @@ fn run_with_server_prints_what_a_local_run_prints() {
     let (l, r) = (json_of(false), json_of(true));
     assert_eq!(l["sums"], r["sums"]);
     assert_eq!(l["total"], r["total"]);
+    // Each report names the machine it ran on (the same one here, over loopback).
+    assert_eq!(r["host"], s.json("/api/v1/machine")["host"]);
+    assert_eq!(l["host"], r["host"]);
     // Refusals come back as the CLI's own.
     let bad = Command::new(EXE)
         .args([
@@ -522,7 +525,14 @@ fn many_api_runs_leave_nothing_behind() {
 fn remote_handle(s: &Served, spec: &Value) -> scalelab::engine::RunHandle {
     use scalelab::server::client::{Remote, start};
     let spec: scalelab::spec::RunSpec = serde_json::from_value(spec.clone()).unwrap();
-    start(Remote::new(&s.url, TOKEN), spec, 2, None).unwrap()
+    // What the report says of the machine if the server cannot (it may be gone).
+    let machine = scalelab::server::machine::Machine {
+        host: "the-server".into(),
+        cores: 2,
+        cpu_model: String::new(),
+        version: String::new(),
+    };
+    start(Remote::new(&s.url, TOKEN), spec, &machine, None).unwrap()
 }
 
 #[test]
@@ -555,4 +565,56 @@ fn a_remote_handle_runs_cancels_and_says_when_the_server_goes() {
     let report = h.wait();
     assert_eq!(report.status, scalelab::report::RunStatus::Failed);
     assert!(report.reason.unwrap().contains("cannot reach"));
+    assert_eq!(
+        report.host, "the-server",
+        "the report names the machine it was for"
+    );
+}
+
+#[test]
+fn sweep_with_server_runs_every_point_there() {
+    let s = Served::start();
+    let out = Command::new(EXE)
+        .args(["sweep", "--server", &s.url, "--token", TOKEN])
+        .args(["--backends", "threads", "--workers", "1,2", "--tasks", "2"])
+        .args(["--numbers", "200000", "--repeat", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let machine = s.json("/api/v1/machine");
+    assert!(
+        stderr.contains(&format!("sweep: on {}", machine["host"].as_str().unwrap())),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["host"], machine["host"]);
+    assert_eq!(v["cores"], machine["cores"]);
+    assert_eq!(v["curves"][0]["points"].as_array().unwrap().len(), 2, "{v}");
+    // Both points ran on the server, with the sweep's spec.
+    let listed = s.json("/api/v1/runs");
+    let runs = listed.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{listed}");
+    for (run, workers) in runs.iter().zip([1, 2]) {
+        assert_eq!(run["status"], "ok", "{run}");
+        assert_eq!(run["spec"]["workers"], workers, "{run}");
+        assert_eq!(run["spec"]["numbers_per_task"], 200000, "{run}");
+    }
+    // Without a token it says so, and sends nothing.
+    let none = Command::new(EXE)
+        .env_remove("SCALELAB_SERVER_TOKEN")
+        .args([
+            "sweep",
+            "--server",
+            &s.url,
+            "--workers",
+            "1",
+            "--numbers",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--token"));
+    assert_eq!(s.json("/api/v1/runs").as_array().unwrap().len(), 2);
 }

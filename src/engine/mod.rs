@@ -254,6 +254,7 @@ fn control(mut ctx: RunContext) {
             0.0
         },
         cores,
+        host: crate::metrics::procinfo::host_name(),
         workers_lost: outcome.workers_lost,
         task_timeline: outcome.records,
         cpu_timeline: samples,

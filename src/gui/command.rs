@@ -29,6 +29,8 @@ pub enum Command {
     Attached(Result<super::machine::Attached, String>),
     /// Run on this machine again.
     Detach,
+    /// Ask the server again, and on an answer run again what failed on it.
+    Retry,
     Cancel,
     ShowRun(u64),
     RemoveRun(u64),

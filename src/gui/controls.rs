@@ -198,7 +198,10 @@ impl SpecForm {
 
 /// What the panel needs to know about the app.
 pub struct PanelContext {
+    /// Cores of the machine runs go to (a server's, when attached).
     pub cores: usize,
+    /// The attached server's host name; `None` runs here.
+    pub host: Option<String>,
     pub running: bool,
     /// This machine's kernel speed, when measured: sizes the first preset.
     pub calibration: Option<Calibration>,
@@ -246,7 +249,10 @@ pub fn show(ui: &mut Ui, form: &mut SpecForm, cx: &PanelContext) -> Option<Comma
                 ui,
                 "Workers",
                 &mut form.workers,
-                format!("1 to {MAX_WORKERS}; this machine has {} cores", cx.cores),
+                match &cx.host {
+                    None => format!("1 to {MAX_WORKERS}; this machine has {} cores", cx.cores),
+                    Some(h) => format!("1 to {MAX_WORKERS}; {h} has {} cores", cx.cores),
+                },
                 problem("workers"),
                 width,
             );

@@ -96,11 +96,12 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
         .show(ui, |ui| {
             egui::Grid::new("history_grid")
                 .striped(true)
-                .num_columns(13)
+                .num_columns(14)
                 .spacing([7.0, 3.0])
                 .show(ui, |ui| {
                     for h in [
                         "base #",
+                        "host",
                         "backend",
                         "workers",
                         "tasks × numbers",
@@ -128,6 +129,7 @@ fn table(ui: &mut Ui, history: &RunHistory, shown: Option<u64>) -> Option<Comman
                         {
                             command = Some(Command::SetBaseline(row.id));
                         }
+                        ui.label(&r.host);
                         ui.label(
                             RichText::new(r.spec.backend.name())
                                 .color(backend_color(r.spec.backend)),
@@ -185,6 +187,7 @@ fn right(ui: &mut Ui, text: String) {
 fn column_help(h: &str) -> &'static str {
     match h {
         "base #" => "The run number; the selected one is the baseline for speed-ups",
+        "host" => "The machine the run ran on: a server's, for runs sent to it",
         "wall [s]" => "Wall-clock time of the run",
         "user [s]" | "sys [s]" => "The workers' CPU time in user and kernel mode",
         "CPU [%]" => "(user + sys) / wall, as `time` prints it",

@@ -93,6 +93,7 @@ impl SweepForm {
             repeat,
             options,
             cancel: Default::default(),
+            target: None,
         };
         for &w in &cfg.workers {
             let spec = crate::spec::RunSpec {
@@ -342,10 +343,11 @@ fn result(ui: &mut Ui, r: &SweepReport) -> Vec<Command> {
     ui.horizontal(|ui| {
         ui.label(
             RichText::new(format!(
-                "{} tasks × {} numbers, {} run(s) per point, {} cores",
+                "{} tasks × {} numbers, {} run(s) per point, on {} ({} cores)",
                 r.tasks,
                 group_thousands(r.numbers_per_task),
                 r.repeat,
+                r.host,
                 r.cores
             ))
             .strong(),

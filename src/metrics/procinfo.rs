@@ -1,4 +1,5 @@
-//! What this process holds: threads, open descriptors, children, resident memory.
+//! What this process holds: threads, open descriptors, children, resident
+//! memory; and the name of the machine it runs on.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,18 @@ pub fn settle<T>(within: Duration, mut look: impl FnMut() -> T, settled: impl Fn
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub fn speedup(baseline: &RunReport, run: &RunReport) -> Option<f64> {
 #[derive(Debug, Serialize)]
 struct Record<'a> {
     id: u64,
+    /// The machine that ran it (a server's, for a run sent to `scalelab serve`).
+    host: &'a str,
     backend: &'static str,
     workload: &'static str,
     workers: u32,
@@ -50,6 +52,7 @@ fn record<'a>(row: &ExportRow<'a>) -> Record<'a> {
     let r = row.report;
     Record {
         id: row.id,
+        host: &r.host,
         backend: r.spec.backend.name(),
         workload: r.spec.workload.name(),
         workers: r.spec.workers,
@@ -89,8 +92,9 @@ pub fn to_csv(rows: &[ExportRow<'_>]) -> Result<String, csv::Error> {
     Ok(String::from_utf8(bytes).expect("csv of UTF-8 fields is UTF-8"))
 }
 
-const HEADER: [&str; 19] = [
+const HEADER: [&str; 20] = [
     "id",
+    "host",
     "backend",
     "workload",
     "workers",
@@ -126,15 +130,16 @@ pub fn to_json(rows: &[ExportRow<'_>]) -> String {
 /// A Markdown table, as hyperfine's `--export-markdown` gives.
 pub fn to_markdown(rows: &[ExportRow<'_>]) -> String {
     let mut out = String::from(
-        "| # | backend | workers | tasks × numbers | wall [s] | user [s] | sys [s] | CPU [%] | app CPU [%] | speed-up | efficiency | status |\n\
-         |--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|\n",
+        "| # | host | backend | workers | tasks × numbers | wall [s] | user [s] | sys [s] | CPU [%] | app CPU [%] | speed-up | efficiency | status |\n\
+         |--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|\n",
     );
     for row in rows {
         let r = row.report;
         let speedup = row.speedup.map_or("–".to_string(), |s| format!("{s:.2}×"));
         out.push_str(&format!(
-            "| {} | {} | {} | {} × {} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {:.0} % | {} |\n",
+            "| {} | {} | {} | {} | {} × {} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {:.0} % | {} |\n",
             row.id,
+            r.host,
             r.spec.backend,
             r.spec.workers,
             r.spec.tasks,
@@ -186,6 +191,7 @@ mod tests {
             cpu_percent: 175.0,
             observer_cpu_percent: 4.0,
             cores: 2,
+            host: "box".into(),
             workers_lost: 0,
             task_timeline: vec![],
             cpu_timeline: vec![],
@@ -228,7 +234,7 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
         // The columns, typed out here: a column dropped or renamed in the code shows.
-        let columns = "id,backend,workload,workers,tasks,numbers_per_task,seed,status,\
+        let columns = "id,host,backend,workload,workers,tasks,numbers_per_task,seed,status,\
                        wall_s,user_s,sys_s,cpu_percent,app_cpu_percent,cores,efficiency,\
                        speedup,numbers_per_s,total,reason";
         assert_eq!(lines[0], columns);
@@ -243,6 +249,7 @@ mod tests {
         };
         let expected = [
             ("id", "1"),
+            ("host", "box"),
             ("backend", "threads"),
             ("workload", "cpu"),
             ("workers", "8"),
@@ -284,6 +291,7 @@ mod tests {
         let run = &v["runs"][0];
         for (key, value) in [
             ("id", serde_json::json!(7)),
+            ("host", serde_json::json!("box")),
             ("backend", serde_json::json!("threads")),
             ("wall_s", serde_json::json!(2.0)),
             ("user_s", serde_json::json!(1.5)),
@@ -296,11 +304,11 @@ mod tests {
         ] {
             assert_eq!(run[key], value, "{key} in {run}");
         }
-        assert_eq!(run.as_object().unwrap().len(), 19, "{run}");
+        assert_eq!(run.as_object().unwrap().len(), 20, "{run}");
         let md = to_markdown(&rows);
         assert_eq!(md.lines().count(), 3);
         assert!(
-            md.contains("| 7 | threads | 8 | 8 × 1,000,000 | 2.000 | 1.500 | 0.250 | 175 | 4.0 | 1.00× | 88 % | ok |"),
+            md.contains("| 7 | box | threads | 8 | 8 × 1,000,000 | 2.000 | 1.500 | 0.250 | 175 | 4.0 | 1.00× | 88 % | ok |"),
             "{md}"
         );
     }

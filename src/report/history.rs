@@ -121,6 +121,7 @@ fn summary_of(r: &RunReport) -> RunReport {
         cpu_percent: r.cpu_percent,
         observer_cpu_percent: r.observer_cpu_percent,
         cores: r.cores,
+        host: r.host.clone(),
         workers_lost: r.workers_lost,
         task_timeline: Vec::new(),
         cpu_timeline: Vec::new(),
@@ -153,6 +154,7 @@ mod tests {
             cpu_percent: 100.0,
             observer_cpu_percent: 0.0,
             cores: 2,
+            host: "box".into(),
             workers_lost: 0,
             task_timeline: vec![],
             cpu_timeline: vec![crate::report::event::Sample {

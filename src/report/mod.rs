@@ -56,6 +56,10 @@ pub struct RunReport {
     pub observer_cpu_percent: f64,
     /// Logical cores available to the run.
     pub cores: usize,
+    /// The machine the run ran on, by host name: the server's for a run sent
+    /// to `scalelab serve`. Empty in reports written before it was recorded.
+    #[serde(default)]
+    pub host: String,
     /// Workers that died during the run (their tasks were re-run).
     #[serde(default)]
     pub workers_lost: u32,
@@ -118,8 +122,14 @@ impl IoStats {
 
 impl RunReport {
     /// The report of a run that ended without the engine's own (its server
-    /// went away): `status` and `reason`, no results.
-    pub fn without_results(spec: RunSpec, status: RunStatus, reason: String, cores: usize) -> Self {
+    /// went away): `status` and `reason`, no results, on `host` of `cores` cores.
+    pub fn without_results(
+        spec: RunSpec,
+        status: RunStatus,
+        reason: String,
+        host: &str,
+        cores: usize,
+    ) -> Self {
         RunReport {
             sums: vec![None; spec.tasks as usize],
             spec,
@@ -132,6 +142,7 @@ impl RunReport {
             cpu_percent: 0.0,
             observer_cpu_percent: 0.0,
             cores,
+            host: host.to_string(),
             workers_lost: 0,
             task_timeline: Vec::new(),
             cpu_timeline: Vec::new(),
@@ -174,7 +185,7 @@ pub(crate) mod tests_support {
             status: RunStatus::Ok,
             reason: None,
             wall_s: 1.0,
-            ..RunReport::without_results(spec, RunStatus::Ok, String::new(), 2)
+            ..RunReport::without_results(spec, RunStatus::Ok, String::new(), "testhost", 2)
         }
     }
 }

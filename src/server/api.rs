@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -93,6 +94,11 @@ pub(super) struct HistoryRow {
     wall_s: Option<f64>,
     total: Option<u64>,
 }
+
+/// How often an event stream carries a keep-alive comment when it has nothing
+/// to say: a client that hears nothing for several of these has lost the server
+/// (`client::SILENCE`).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// `{"error": ..., "field": ...}` with `status`.
 fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
@@ -306,7 +312,7 @@ pub(super) async fn events(With(state): With<Shared>, RunId(id): RunId) -> Respo
         }
     });
     Sse::new(stream)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
 
@@ -334,5 +340,5 @@ pub(super) async fn cores(
         let data = serde_json::to_string(&sample).expect("samples serialize");
         Some((Ok(SseEvent::default().data(data)), rx))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::machine::Machine;
+use super::machine::{CoreSample, Machine};
 use crate::engine::{RunHandle, StartError, Waker};
 use crate::report::event::Event;
 use crate::report::{RunReport, RunStatus};
@@ -43,11 +43,27 @@ impl std::fmt::Debug for Remote {
     }
 }
 
+/// Silence after which a server counts as gone. Its event streams carry a
+/// keep-alive every `api::KEEP_ALIVE` (5 s): this is four of them missed, so a
+/// server that vanishes without closing its connections (a machine switched
+/// off, a cable pulled) ends the run with a reason rather than never.
+pub const SILENCE: Duration = Duration::from_secs(20);
+
+/// How long reaching the server may take.
+const CONNECT: Duration = Duration::from_secs(10);
+
 impl Remote {
     pub fn new(url: &str, token: &str) -> Self {
+        Self::with_silence(url, token, SILENCE)
+    }
+
+    fn with_silence(url: &str, token: &str, silence: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             // 4xx answers carry a JSON reason: read it rather than fail blind.
             .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT))
+            // Each read, headers and the event streams' lines alike.
+            .timeout_per_read(Some(silence))
             .build()
             .into();
         Self {
@@ -115,6 +131,11 @@ impl Remote {
         &self.base
     }
 
+    /// The token calls carry (to ask the same server again).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Queues `spec` on the server; returns the run's id.
     pub fn submit(&self, spec: &RunSpec) -> Result<u64, ClientError> {
         let url = format!("{}/api/v1/runs", self.base);
@@ -150,6 +171,19 @@ impl Remote {
         })
     }
 
+    /// The server's per-core utilisation at 10 Hz (`GET /api/v1/cores`), for
+    /// as long as the caller reads.
+    pub fn cores(&self) -> Result<CoreSamples, ClientError> {
+        let (status, mut body) = self.get("/api/v1/cores")?;
+        if status != 200 {
+            let text = Self::text(&mut body).unwrap_or_default();
+            return Err(self.failure(status, &text));
+        }
+        Ok(CoreSamples {
+            lines: BufReader::new(Box::new(body.into_reader())),
+        })
+    }
+
     /// Asks the server to cancel a run.
     pub fn cancel(&self, id: u64) -> Result<(), ClientError> {
         let url = format!("{}/api/v1/runs/{id}", self.base);
@@ -173,33 +207,61 @@ pub struct Events {
     lines: BufReader<Box<dyn Read + Send>>,
 }
 
+/// The next `data:` line of a server-sent event stream; `None` at its end.
+fn next_data(lines: &mut impl BufRead) -> Option<Result<String, ClientError>> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(ClientError::Http(format!("the stream broke: {e}")))),
+        }
+        if let Some(data) = line.trim_end().strip_prefix("data:") {
+            return Some(Ok(data.trim_start().to_string()));
+        }
+        // keep-alive comments, blank separators
+    }
+}
+
+/// The server's per-core samples (`Remote::cores`).
+pub struct CoreSamples {
+    lines: BufReader<Box<dyn Read + Send>>,
+}
+
+impl Iterator for CoreSamples {
+    type Item = Result<CoreSample, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let data = match next_data(&mut self.lines)? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            serde_json::from_str(&data)
+                .map_err(|e| ClientError::Http(format!("not a core sample: {e}: {data}"))),
+        )
+    }
+}
+
 impl Iterator for Events {
     type Item = Result<Event, ClientError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match self.lines.read_line(&mut line) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) => return Some(Err(ClientError::Http(format!("the stream broke: {e}")))),
-            }
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue; // keep-alive comments, blank separators
-            };
-            let data = data.trim_start();
-            return Some(match serde_json::from_str::<Event>(data) {
-                Ok(e) => Ok(e),
-                // The server's own failure to start the run.
-                Err(_) => Err(ClientError::Http(
-                    serde_json::from_str::<serde_json::Value>(data)
-                        .ok()
-                        .and_then(|v| v["data"].as_str().map(str::to_string))
-                        .unwrap_or_else(|| format!("an event that is not one: {data}")),
-                )),
-            });
-        }
+        let data = match next_data(&mut self.lines)? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match serde_json::from_str::<Event>(&data) {
+            Ok(e) => Ok(e),
+            // The server's own failure to start the run.
+            Err(_) => Err(ClientError::Http(
+                serde_json::from_str::<serde_json::Value>(&data)
+                    .ok()
+                    .and_then(|v| v["data"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("an event that is not one: {data}")),
+            )),
+        })
     }
 }
 
@@ -207,14 +269,15 @@ impl Iterator for Events {
 /// events are the server's, ending with a terminal one even when the server
 /// goes away (then a `Failed` report saying so), and cancelling it cancels the
 /// run there. Never blocks: the spec is checked here, everything else happens
-/// on the handle's thread. `cores` is the server's, for a report it makes up.
+/// on the handle's thread. `machine` is the server's, for a report it makes up.
 pub fn start(
     remote: Remote,
     spec: RunSpec,
-    cores: usize,
+    machine: &Machine,
     wake: Option<Waker>,
 ) -> Result<RunHandle, StartError> {
     spec.validate()?;
+    let (host, cores) = (machine.host.clone(), machine.cores);
     let (tx, rx) = crossbeam_channel::unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
     let asked = cancel.clone();
@@ -228,7 +291,7 @@ pub fn start(
             };
             let fail = |why: String| {
                 let report =
-                    RunReport::without_results(spec.clone(), RunStatus::Failed, why, cores);
+                    RunReport::without_results(spec.clone(), RunStatus::Failed, why, &host, cores);
                 let _ = tx.send(Event::Failed(Box::new(report)));
                 wake_last();
             };
@@ -286,4 +349,48 @@ pub fn start(
         })
         .map_err(StartError::Spawn)?;
     Ok(RunHandle::from_parts(rx, cancel, thread))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A "server" that answers the event stream's headers and then says
+    /// nothing more while keeping the connection open: a machine gone dark.
+    #[test]
+    fn a_server_that_falls_silent_mid_stream_ends_the_stream_with_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).unwrap();
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                  transfer-encoding: chunked\r\n\r\n",
+            )
+            .unwrap();
+            conn.flush().unwrap();
+            // Silent, connection open, until the test is done.
+            let _ = stop_rx.recv_timeout(Duration::from_secs(30));
+        });
+        let remote = Remote::with_silence(&url, "t", Duration::from_millis(300));
+        let mut events = remote.events(1).unwrap();
+        let t0 = Instant::now();
+        let first = events.next();
+        let waited = t0.elapsed();
+        let _ = stop_tx.send(());
+        server.join().unwrap();
+        match first {
+            Some(Err(ClientError::Http(why))) => assert!(why.contains("broke"), "{why}"),
+            other => panic!("expected the stream to break, got {other:?}"),
+        }
+        // Not the 30 s the server would have kept it open.
+        assert!(waited < Duration::from_secs(20), "{waited:?}");
+    }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::backends::bus::host_name;
 use crate::metrics::cores::{CoreSampler, core_count};
+use crate::metrics::procinfo::host_name;
 
 /// `GET /api/v1/machine`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -40,7 +40,7 @@ fn cpu_model() -> Option<String> {
 }
 
 /// One sample of every core's utilisation.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CoreSample {
     /// Seconds since the server started.
     pub t_s: f64,

@@ -50,9 +50,36 @@ pub fn scalelab_threads() -> Vec<String> {
 /// `scalelab serve --listen LISTEN --token TOKEN`, started, with its stderr
 /// drained once read; the URL and the token it printed. The caller ends it.
 pub fn serve(listen: &str, token: &str) -> (std::process::Child, String, String) {
+    serve_as(None, listen, token)
+}
+
+/// `serve`, on a machine named `host` when given: in a UTS namespace of its
+/// own (`unshare --uts`, root only), so that a test can tell the server's host
+/// name from this one's. `unshare` and `sh` exec, so the child's pid is the server's.
+pub fn serve_as(
+    host: Option<&str>,
+    listen: &str,
+    token: &str,
+) -> (std::process::Child, String, String) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scalelab"))
+    let exe = env!("CARGO_BIN_EXE_scalelab");
+    let mut cmd = match host {
+        Some(name) => {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--uts",
+                "sh",
+                "-c",
+                "hostname \"$0\" && exec \"$@\"",
+                name,
+                exe,
+            ]);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
         .args(["serve", "--listen", listen, "--token", token])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -16,8 +16,8 @@ mod verify;
 pub mod worker;
 
 use crate::metrics::clocks::{child_exited as exited, kill_child as kill, wait_child_exited};
+pub use crate::metrics::procinfo::host_name;
 use children::LocalChild;
-pub use children::host_name;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -18,7 +18,7 @@ impl ScalelabApp {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     let compare = ui
                         .add_enabled(
-                            !self.is_running() && !self.is_sweeping(),
+                            !self.is_running() && !self.is_sweeping() && self.attached.is_none(),
                             egui::Button::new(if self.is_comparing() {
                                 "Comparing…"
                             } else {
@@ -29,7 +29,13 @@ impl ScalelabApp {
                             "The chapter's experiments on every backend and in real CPython, \
                              side by side, at the chapter's 8 tasks × 1,000,000 numbers whatever \
                              the form says (a minute or two, with progress; it can be cancelled)",
-                        );
+                        )
+                        .on_disabled_hover_text(if self.attached.is_some() {
+                            "CPython runs on this machine, not on the server: choose \
+                             \"this machine\" (Machine, at the top) to compare"
+                        } else {
+                            "Something is measuring: wait for it to end"
+                        });
                     if compare.clicked() {
                         out.push(if self.is_comparing() {
                             Command::ShowCompare(true)
@@ -85,6 +91,11 @@ impl ScalelabApp {
                     &mut self.machine,
                     self.attached.as_ref(),
                     busy,
+                    // While a run goes, its own chart shows the server's cores.
+                    self.server_cores
+                        .as_ref()
+                        .filter(|_| !busy)
+                        .map(super::super::machine::CoreWatch::seen),
                 ));
             });
         });
@@ -99,6 +110,18 @@ impl ScalelabApp {
                             ui.visuals().text_color()
                         };
                         ui.label(RichText::new(&n.text).color(color));
+                    }
+                    if self.retry.is_some() && self.attached.is_some() {
+                        let asking = self.machine.probing;
+                        if ui
+                            .add_enabled(!asking && !self.is_running(), egui::Button::new("Retry"))
+                            .on_hover_text(
+                                "Ask the server again and, once it answers, run the same spec there",
+                            )
+                            .clicked()
+                        {
+                            out.push(Command::Retry);
+                        }
                     }
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         ui.label(
@@ -133,7 +156,8 @@ impl ScalelabApp {
             .min_size(260.0)
             .show(ui, |ui| {
                 let cx = PanelContext {
-                    cores: self.cores,
+                    cores: self.run_cores(),
+                    host: self.attached.as_ref().map(|a| a.machine.host.clone()),
                     calibration: self.calibration,
                     // A comparison or a sweep measures too: runs would disturb it.
                     running: self.is_running() || self.is_comparing() || self.is_sweeping(),

@@ -95,7 +95,7 @@ impl ScalelabApp {
                 self.sweep_open = open;
                 if open && self.sweep_form.is_none() {
                     let ns = self.calibration.map(|c| c.ns_per_number);
-                    self.sweep_form = Some(SweepForm::new(self.cores as u32, ns));
+                    self.sweep_form = Some(SweepForm::new(self.run_cores() as u32, ns));
                 }
                 if !open && self.is_sweeping() {
                     return vec![Command::CancelSweep];
@@ -149,13 +149,34 @@ impl ScalelabApp {
             }
             Command::Attached(result) => {
                 self.machine.probing = false;
+                let retrying = std::mem::take(&mut self.retry_pending);
                 match result {
-                    Ok(a) => self.attach(a, ctx),
+                    Ok(a) => {
+                        self.attach(a, ctx);
+                        if retrying && let Some(spec) = self.retry.take() {
+                            return self.start(spec, ctx);
+                        }
+                    }
+                    // Retry stays offered: the server may come back.
                     Err(e) => self.error(format!("Cannot attach to the server: {e}")),
                 }
             }
+            Command::Retry => {
+                if self.retry.is_none() || self.is_running() || self.machine.probing {
+                    return Vec::new();
+                }
+                let Some(a) = &self.attached else {
+                    return Vec::new();
+                };
+                let (url, token) = (a.remote.url().to_string(), a.remote.token().to_string());
+                self.retry_pending = true;
+                self.info(format!("Asking {url} again…"));
+                return vec![Command::Attach { url, token }];
+            }
             Command::Detach => {
                 if !self.is_running() && self.attached.take().is_some() {
+                    self.retry = None;
+                    self.server_cores = None;
                     ctx.send_viewport_cmd(egui::ViewportCommand::Title("scalelab".into()));
                     self.info("Runs go to this machine again.");
                 }
@@ -190,17 +211,15 @@ impl ScalelabApp {
             return Vec::new();
         }
         let started = match &self.attached {
-            Some(a) => crate::server::client::start(
-                a.remote.clone(),
-                spec.clone(),
-                a.machine.cores,
-                Some(wake),
-            ),
+            Some(a) => {
+                crate::server::client::start(a.remote.clone(), spec.clone(), &a.machine, Some(wake))
+            }
             None => engine::start_with_waker(spec.clone(), self.options.clone(), Some(wake)),
         };
         match started {
             Ok(handle) => {
                 self.run = Some(handle);
+                self.retry = None;
                 self.runs_started += 1;
                 // The form shows what runs (the scripted mode's runs included).
                 self.state.form = SpecForm::from_spec(&spec);
@@ -294,11 +313,32 @@ impl ScalelabApp {
             self.error("Something is already measuring; wait for it to end.");
             return;
         }
+        if self.machine.use_server && self.attached.is_none() {
+            self.error("Attach to the server first (Machine, at the top), or choose this machine.");
+            return;
+        }
         match form.config(self.options.clone()) {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                // Attached: every run of the sweep goes to the server, one at a time.
+                cfg.target = self.attached.as_ref().map(|a| {
+                    let (remote, machine) = (a.remote.clone(), a.machine.clone());
+                    crate::measure::sweep::Target {
+                        host: machine.host.clone(),
+                        cores: machine.cores,
+                        start: Arc::new(move |spec| {
+                            crate::server::client::start(remote.clone(), spec, &machine, None)
+                        }),
+                    }
+                });
+                let place = cfg
+                    .target
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" on {}", t.host));
                 self.sweep = Some(SweepJob::start(cfg, &self.sender(ctx)));
                 self.sweep_open = true;
-                self.info("Sweeping: every backend at every worker count, one run at a time…");
+                self.info(format!(
+                    "Sweeping{place}: every backend at every worker count, one run at a time…"
+                ));
             }
             Err(e) => self.error(format!("Cannot sweep: {e}")),
         }

@@ -24,7 +24,7 @@ use super::controls::{self, PanelContext, SpecForm};
 use super::frame_stats::FrameStats;
 use super::history;
 use super::live::{self, LiveRun};
-use super::machine::{Attached, MachineForm};
+use super::machine::{Attached, CoreWatch, MachineForm};
 use super::screenshot::Screenshotter;
 use super::scripted::Script;
 pub use super::state::{AppState, ExportFormat, ThemeChoice};
@@ -80,6 +80,13 @@ pub struct ScalelabApp {
     /// The *Machine* control's fields, and the server runs go to, if any.
     machine: MachineForm,
     attached: Option<Attached>,
+    /// The attached server's cores, watched while idle (the Machine bar).
+    server_cores: Option<CoreWatch>,
+    /// The last run sent to the server, when it failed there (the server went
+    /// away, or could not be reached): Retry asks the server again and reruns it.
+    retry: Option<RunSpec>,
+    /// Retry is asking the server: the run goes once it answers.
+    retry_pending: bool,
     /// Where background work sends its commands (see `CommandSender`), and
     /// where the app drains them, once a frame.
     background_tx: crossbeam_channel::Sender<Command>,
@@ -114,6 +121,9 @@ impl ScalelabApp {
             folder_dialog_open: false,
             machine: MachineForm::default(),
             attached: None,
+            server_cores: None,
+            retry: None,
+            retry_pending: false,
             background_tx,
             background_rx,
         }
@@ -185,6 +195,16 @@ impl ScalelabApp {
         self.attached.as_ref()
     }
 
+    /// What the Machine bar last heard of the attached server's cores.
+    pub fn server_cores(&self) -> Option<super::machine::Seen> {
+        self.server_cores.as_ref().map(CoreWatch::seen)
+    }
+
+    /// The run Retry would send to the server again, if one failed there.
+    pub fn retry_spec(&self) -> Option<&RunSpec> {
+        self.retry.as_ref()
+    }
+
     /// Cores of the machine runs go to.
     fn run_cores(&self) -> usize {
         self.attached
@@ -198,6 +218,7 @@ impl ScalelabApp {
             attached.machine.host
         )));
         self.info(format!("Runs now go to {}.", attached.describe()));
+        self.server_cores = Some(CoreWatch::start(attached.remote.clone()));
         self.attached = Some(attached);
     }
 
@@ -279,6 +300,10 @@ impl ScalelabApp {
             ctx.request_repaint_after(Duration::from_millis(250));
         } else if self.script.as_ref().is_some_and(Script::active) {
             ctx.request_repaint_after(SCRIPT_REPAINT);
+        } else if self.server_cores.is_some() && !self.is_comparing() {
+            // The server's cores in the Machine bar: once a second is enough
+            // to see whether it is busy, and costs this machine little.
+            ctx.request_repaint_after(Duration::from_secs(1));
         }
         if self.theme_applied != Some(self.state.theme) {
             ctx.set_theme(self.state.theme.preference());
@@ -351,6 +376,9 @@ impl ScalelabApp {
             commands.push(c);
         }
         let (status, wall, reason) = (report.status, report.wall_s, report.reason.clone());
+        // A run that failed on a server can be sent again once it answers.
+        self.retry =
+            (self.attached.is_some() && status == RunStatus::Failed).then(|| report.spec.clone());
         let id = self.state.history.push(report);
         if let Some(live) = &mut self.live {
             live.history_id = Some(id);

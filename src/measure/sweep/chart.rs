@@ -31,8 +31,8 @@ pub fn write_png(r: &SweepReport, path: &Path) -> Result<(), String> {
         let plots = plots
             .titled(
                 &format!(
-                    "Speed-up and efficiency against workers: {} tasks x {} numbers, {} cores, {} run(s) per point",
-                    r.tasks, r.numbers_per_task, r.cores, r.repeat
+                    "Speed-up and efficiency against workers: {} tasks x {} numbers, on {} ({} cores), {} run(s) per point",
+                    r.tasks, r.numbers_per_task, r.host, r.cores, r.repeat
                 ),
                 ("sans-serif", 26),
             )

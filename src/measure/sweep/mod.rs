@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use super::amdahl::{self, Fit, Point};
 use super::median;
-use crate::engine::{EngineOptions, start};
+use crate::engine::{EngineOptions, RunHandle, StartError, start};
 use crate::metrics::cores::core_count;
+use crate::metrics::procinfo::host_name;
 use crate::report::RunReport;
 use crate::report::RunStatus;
 use crate::report::event::Event;
@@ -34,6 +35,30 @@ pub struct SweepConfig {
     pub options: EngineOptions,
     /// Set it to stop the sweep: the run in progress is cancelled at once.
     pub cancel: Arc<AtomicBool>,
+    /// Where the runs go: `None` is this machine, with `options`.
+    pub target: Option<Target>,
+}
+
+/// Starts one run on another machine (a `scalelab serve`), as the engine
+/// starts one here.
+pub type Starter = Arc<dyn Fn(RunSpec) -> Result<RunHandle, StartError> + Send + Sync>;
+
+/// A machine the sweep's runs go to instead of this one: the ideal curve and
+/// the fit use its cores.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub cores: usize,
+    pub start: Starter,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("cores", &self.cores)
+            .finish_non_exhaustive()
+    }
 }
 
 /// 1, 2, 4, ... up to 2 × cores, and `cores` itself.
@@ -87,6 +112,8 @@ pub struct SweepCurve {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
+    /// The machine the runs ran on, by host name.
+    pub host: String,
     pub cores: u32,
     pub tasks: u32,
     pub numbers_per_task: u64,
@@ -225,7 +252,10 @@ pub fn run(
             done += 1;
         }
     }
-    let cores = core_count() as u32;
+    let (host, cores) = match &cfg.target {
+        Some(t) => (t.host.clone(), t.cores as u32),
+        None => (host_name(), core_count() as u32),
+    };
     let curves = cfg
         .backends
         .iter()
@@ -277,6 +307,7 @@ pub fn run(
         })
         .collect();
     Ok(SweepReport {
+        host,
         cores,
         tasks: cfg.tasks,
         numbers_per_task: cfg.numbers,
@@ -291,7 +322,11 @@ fn run_one(cfg: &SweepConfig, spec: RunSpec) -> Result<Box<RunReport>, SweepErro
     if cfg.cancel.load(Ordering::Relaxed) {
         return Err(SweepError::Cancelled);
     }
-    let h = start(spec, cfg.options.clone()).map_err(|e| SweepError::Invalid(e.to_string()))?;
+    let started = match &cfg.target {
+        Some(t) => (t.start)(spec),
+        None => start(spec, cfg.options.clone()),
+    };
+    let h = started.map_err(|e| SweepError::Invalid(e.to_string()))?;
     loop {
         match h.events.recv_timeout(Duration::from_millis(20)) {
             Ok(Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r)) => {
@@ -337,6 +372,7 @@ mod tests {
             repeat: 1,
             options: EngineOptions::default(),
             cancel: Default::default(),
+            target: None,
         };
         let e = run(&cfg, |_| {}).unwrap_err();
         assert!(
@@ -368,6 +404,7 @@ mod tests {
             repeat: 2,
             options: EngineOptions::default(),
             cancel: Default::default(),
+            target: None,
         };
         let mut seen = Vec::new();
         let r = run(&cfg, |p| seen.push((p.point, p.points, p.what.clone()))).unwrap();
@@ -398,6 +435,7 @@ mod tests {
             repeat: 1,
             options: EngineOptions::default(),
             cancel: Default::default(),
+            target: None,
         };
         let cancel = cfg.cancel.clone();
         let t = Instant::now();

@@ -7,8 +7,8 @@ use super::{SweepCurve, SweepReport};
 
 fn heading(r: &SweepReport) -> String {
     format!(
-        "{} tasks x {} numbers (cpu), seed {}, {} repetition(s) per point, {} cores",
-        r.tasks, r.numbers_per_task, r.seed, r.repeat, r.cores
+        "{} tasks x {} numbers (cpu), seed {}, {} repetition(s) per point, on {} ({} cores)",
+        r.tasks, r.numbers_per_task, r.seed, r.repeat, r.host, r.cores
     )
 }
 
@@ -114,6 +114,7 @@ pub fn to_json(r: &SweepReport) -> String {
 pub fn to_csv(r: &SweepReport) -> Result<String, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
+        "host",
         "backend",
         "workers",
         "cores",
@@ -144,6 +145,7 @@ pub fn to_csv(r: &SweepReport) -> Result<String, String> {
         };
         for p in &c.points {
             w.write_record([
+                r.host.clone(),
                 c.backend.to_string(),
                 p.workers.to_string(),
                 r.cores.to_string(),
@@ -195,6 +197,7 @@ mod tests {
             cpu_percent_median: 99.0 * f64::from(workers.min(2)),
         };
         SweepReport {
+            host: "box".into(),
             cores: 2,
             tasks: 8,
             numbers_per_task: 1000,
