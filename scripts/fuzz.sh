@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder of outside
-# input: wire frames, the saved state, the --run list, the form's fields.
+# input: wire frames, the saved state, the --run list, the form's fields, the
+# API's run request bodies.
 #
 # cargo-fuzz's instrumentation flags are nightly-only; this machine's stable
 # toolchain accepts them with RUSTC_BOOTSTRAP=1, set here for this build
@@ -17,7 +18,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(wire_frame saved_state run_list form_fields)
+  targets=(wire_frame saved_state run_list form_fields api_body)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz

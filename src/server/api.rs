@@ -135,54 +135,13 @@ pub(super) async fn machine(With(state): With<Shared>) -> Json<Machine> {
         (status = 413, description = "A body over 64 KiB"),
         (status = 401, description = "No token or a wrong one; the body is empty")))]
 pub(super) async fn create(With(state): With<Shared>, body: Bytes) -> Response {
-    let bad = |msg: String, field: Option<&str>| error(StatusCode::BAD_REQUEST, &msg, field);
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("the body is not JSON: {e}"), None),
-    };
-    if let Some(field) = unknown_field(&value) {
-        // A misspelt knob would otherwise run with its default, unnoticed.
-        return bad(format!("no such field: {field}"), Some(&field));
-    }
-    let spec: RunSpec = match serde_json::from_value(value) {
-        Ok(s) => s,
-        Err(e) => return bad(format!("the body is not a run spec: {e}"), None),
-    };
-    if let Err(e) = spec.validate() {
-        return error(StatusCode::BAD_REQUEST, &e.message, Some(e.field));
-    }
-    if spec.bus.keys.is_some() {
-        // A path on the server, which a caller has no business choosing.
-        let msg = "a key file is a path on the server: not accepted over the API";
-        return error(StatusCode::BAD_REQUEST, msg, Some("bus.keys"));
-    }
-    let id = state.runs.submit(spec);
-    (StatusCode::CREATED, Json(Created { id })).into_response()
-}
-
-/// The first field of `body` (an object, and its `io`, `gil` and `bus`) that
-/// no run spec has, as `name` or `bus.name`.
-fn unknown_field(body: &serde_json::Value) -> Option<String> {
-    let known = serde_json::to_value(RunSpec::default()).expect("specs serialize");
-    let (Some(body), Some(known)) = (body.as_object(), known.as_object()) else {
-        return None; // not an object: serde says what is wrong
-    };
-    for (key, value) in body {
-        let Some(inner_known) = known.get(key) else {
-            return Some(key.clone());
-        };
-        if let (Some(inner), Some(inner_known)) = (value.as_object(), inner_known.as_object()) {
-            // The bus token is taken but never written out.
-            let secret = |k: &str| key == "bus" && k == "token";
-            if let Some(k) = inner
-                .keys()
-                .find(|k| !inner_known.contains_key(*k) && !secret(k))
-            {
-                return Some(format!("{key}.{k}"));
-            }
+    match super::body::run_spec(&body) {
+        Ok(spec) => {
+            let id = state.runs.submit(spec);
+            (StatusCode::CREATED, Json(Created { id })).into_response()
         }
+        Err(r) => error(StatusCode::BAD_REQUEST, &r.message, r.field.as_deref()),
     }
-    None
 }
 
 /// A run's id in the path: a bad one is a 400 with a reason, as JSON.

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod bench;
+pub mod body;
 pub mod client;
 pub mod machine;
 mod openapi;
