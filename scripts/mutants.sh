@@ -10,7 +10,9 @@
 #                                         unit tests, backends
 #   wire      src/wire.rs                 unit tests, wire property tests, bus
 #   report    src/report/ src/metrics/    unit tests, backends, gui_app (exports, history)
-#   engine    src/engine/, src/spec.rs    unit tests, backends, cancel, models
+#   engine    src/engine/                 unit tests, backends, cancel, models
+#   spec      src/spec.rs (every check of a run spec: the CLI's, the form's, the API's)
+#                                         unit tests, input_props, backends, serve_api
 #   backends  src/backends/ (ledger, bus) unit tests, backends, bus, cancel, models
 #   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
 #
@@ -42,12 +44,13 @@ case "$scope" in
   report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
     src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
     tests=(--lib --test backends --test gui_app) ;;
-  engine) files=(src/engine/mod.rs src/spec.rs src/engine/calibrate.rs)
+  engine) files=(src/engine/mod.rs src/engine/calibrate.rs)
     tests=(--lib --test backends --test cancel --test models) ;;
+  spec) files=(src/spec.rs); tests=(--lib --test input_props --test backends --test serve_api) ;;
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)
     tests=(--lib --test backends --test bus --test cancel --test models) ;;
   form) files=(src/gui/controls.rs); tests=(--lib --test gui_app --test gui_live --test input_props) ;;
-  *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, backends, form)" >&2; exit 2 ;;
+  *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, spec, backends, form)" >&2; exit 2 ;;
 esac
 
 if ! cargo mutants --version >/dev/null 2>&1; then
