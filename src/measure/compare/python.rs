@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -29,6 +30,15 @@ pub struct PythonRun {
     pub user_s: f64,
     pub sys_s: f64,
     pub cpu_percent: f64,
+}
+
+/// How long one experiment may take before it counts as hung: two minutes,
+/// plus a microsecond per number drawn (CPython draws one in about 0.1 µs
+/// alone, so this allows it a tenth of a core). A multiprocessing pool that
+/// never ends (seen once under heavy load) then fails the comparison with a
+/// reason instead of holding it, and the window's job, forever.
+pub fn time_limit(tasks: u32, numbers: u64) -> Duration {
+    Duration::from_secs(120) + Duration::from_micros(u64::from(tasks).saturating_mul(numbers))
 }
 
 /// A CPython interpreter that can run the experiments.
@@ -127,6 +137,8 @@ impl Python {
         Ok(PythonChild {
             child: Some(child),
             mode: mode.to_string(),
+            started: Instant::now(),
+            limit: time_limit(tasks, numbers),
             out,
             err,
         })
@@ -150,6 +162,9 @@ fn joined(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
 pub struct PythonChild {
     child: Option<Child>,
     mode: String,
+    started: Instant,
+    /// Past this, `wait` kills it (`time_limit`).
+    limit: Duration,
     out: Option<JoinHandle<Vec<u8>>>,
     err: Option<JoinHandle<Vec<u8>>>,
 }
@@ -160,17 +175,31 @@ impl PythonChild {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// Another time limit than `time_limit`'s.
+    pub fn with_limit(mut self, limit: Duration) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// Waits for the result, looking at `cancel` every `CANCEL_POLL`: once it
-    /// is set, kills the interpreter and everything it started, and says so.
+    /// is set, or the time limit is past, kills the interpreter and everything
+    /// it started, and says so.
     pub fn wait(mut self, cancel: &AtomicBool) -> Result<PythonRun, String> {
         let mut child = self.child.take().expect("waited once");
         let mode = self.mode.clone();
         loop {
-            if cancel.load(Ordering::Relaxed) {
+            let late = self.started.elapsed() > self.limit;
+            if cancel.load(Ordering::Relaxed) || late {
                 kill_tree(&mut child);
                 // Every writer of the pipes is dead: the readers end now.
                 joined(self.out.take());
                 joined(self.err.take());
+                if late {
+                    return Err(format!(
+                        "python {mode} did not finish within {:.0} s (a hung pool?): killed",
+                        self.limit.as_secs_f64()
+                    ));
+                }
                 return Err("cancelled".into());
             }
             match child.try_wait() {
@@ -293,6 +322,28 @@ mod tests {
         let r = py.run("serial", 3, 1000, 1, 42, None, &never).unwrap();
         assert_eq!(r.sums.len(), 3);
         assert!(r.sums.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn a_run_past_its_time_limit_is_killed_with_a_reason() {
+        let py = python();
+        let never = AtomicBool::new(false);
+        // Minutes of work for CPython, a limit of half a second.
+        let child = py
+            .spawn("serial", 1, 5_000_000_000, 1, 42, None)
+            .unwrap()
+            .with_limit(Duration::from_millis(500));
+        let pid = child.pid();
+        let t0 = Instant::now();
+        let err = child.wait(&never).unwrap_err();
+        assert!(err.contains("did not finish within"), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+        // Killed and reaped: its pid is gone (or, at worst, another process's).
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(!stat.contains("python"), "{stat}");
+        // The default limit grows with the work, from two minutes.
+        assert_eq!(time_limit(8, 0), Duration::from_secs(120));
+        assert_eq!(time_limit(8, 1_000_000), Duration::from_secs(128));
     }
 
     /// User CPU time of `pid` so far, in clock ticks.
