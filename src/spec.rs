@@ -36,16 +36,13 @@ impl BackendKind {
     /// The colour this backend has in every chart and table, the window's
     /// and the exported PNGs' alike (sRGB).
     pub fn rgb(self) -> [u8; 3] {
-        const PALETTE: [[u8; 3]; 6] = [
-            [70, 140, 230],
-            [235, 130, 50],
-            [90, 185, 100],
-            [200, 90, 200],
-            [220, 80, 80],
-            [160, 160, 60],
-        ];
-        let i = Self::ALL.iter().position(|x| *x == self).unwrap_or(0);
-        PALETTE[i % PALETTE.len()]
+        match self {
+            BackendKind::Threads => [70, 140, 230],
+            BackendKind::Gil => [235, 130, 50],
+            BackendKind::Processes => [90, 185, 100],
+            BackendKind::EventLoop => [200, 90, 200],
+            BackendKind::Bus => [220, 80, 80],
+        }
     }
 
     /// Every backend the engine offers, in the order the UI lists them.
@@ -490,6 +487,24 @@ pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_backend_has_a_colour_of_its_own_and_every_kind_prints_its_name() {
+        let colours: std::collections::HashSet<[u8; 3]> =
+            BackendKind::ALL.iter().map(|b| b.rgb()).collect();
+        assert_eq!(colours.len(), BackendKind::ALL.len());
+        // The screenshots in the README show these.
+        assert_eq!(BackendKind::Threads.rgb(), [70, 140, 230]);
+        assert_eq!(BackendKind::Gil.rgb(), [235, 130, 50]);
+        for b in BackendKind::ALL {
+            assert_eq!(b.to_string(), b.name());
+            assert_eq!(BackendKind::from_name(&b.to_string()), Some(b));
+        }
+        for w in WorkloadKind::ALL {
+            assert_eq!(w.to_string(), w.name());
+        }
+        assert_eq!(WorkloadKind::Mixed.to_string(), "mixed");
+    }
 
     fn with(f: impl FnOnce(&mut RunSpec)) -> RunSpec {
         let mut s = RunSpec::default();
