@@ -488,6 +488,74 @@ pub fn soak_spec(i: usize, backends: &[BackendKind]) -> RunSpec {
 mod tests {
     use super::*;
 
+    /// Every limit is inclusive: the limit itself is a valid run, one past it
+    /// is refused, naming the field.
+    #[test]
+    fn every_limit_takes_its_own_value_and_refuses_one_past_it() {
+        let base = RunSpec {
+            numbers_per_task: 1,
+            ..RunSpec::default()
+        };
+        let field_of = |s: RunSpec| s.validate().err().map(|e| e.field);
+        let io = |requests, latency_ms| RunSpec {
+            workload: WorkloadKind::Io,
+            io: IoParams {
+                requests,
+                latency_ms,
+            },
+            ..base.clone()
+        };
+        let gil = |switch_interval_us| RunSpec {
+            backend: BackendKind::Gil,
+            gil: GilParams { switch_interval_us },
+            ..base.clone()
+        };
+        let cases: Vec<(RunSpec, RunSpec, &str)> = vec![
+            (
+                RunSpec {
+                    workers: MAX_WORKERS,
+                    ..base.clone()
+                },
+                RunSpec {
+                    workers: MAX_WORKERS + 1,
+                    ..base.clone()
+                },
+                "workers",
+            ),
+            (
+                RunSpec {
+                    tasks: MAX_TASKS,
+                    ..base.clone()
+                },
+                RunSpec {
+                    tasks: MAX_TASKS + 1,
+                    ..base.clone()
+                },
+                "tasks",
+            ),
+            (io(MAX_REQUESTS, 1), io(MAX_REQUESTS + 1, 1), "requests"),
+            (
+                io(1, MAX_LATENCY_MS),
+                io(1, MAX_LATENCY_MS + 1),
+                "latency_ms",
+            ),
+            (
+                gil(MAX_SWITCH_US),
+                gil(MAX_SWITCH_US + 1),
+                "switch_interval",
+            ),
+            (
+                gil(MIN_SWITCH_US),
+                gil(MIN_SWITCH_US - 1),
+                "switch_interval",
+            ),
+        ];
+        for (at, past, field) in cases {
+            assert_eq!(field_of(at.clone()), None, "{at:?}");
+            assert_eq!(field_of(past.clone()), Some(field), "{past:?}");
+        }
+    }
+
     #[test]
     fn each_backend_has_a_colour_of_its_own_and_every_kind_prints_its_name() {
         let colours: std::collections::HashSet<[u8; 3]> =
