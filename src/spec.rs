@@ -556,6 +556,40 @@ mod tests {
         }
     }
 
+    /// The bus's limits, as `every_limit_...`: inclusive, and one past refused.
+    #[test]
+    fn every_bus_limit_takes_its_own_value_and_refuses_one_past_it() {
+        let bus = |f: &dyn Fn(&mut BusParams)| {
+            let mut spec = RunSpec {
+                backend: BackendKind::Bus,
+                workers: 4,
+                ..RunSpec::default()
+            };
+            f(&mut spec.bus);
+            spec.validate().err().map(|e| e.field)
+        };
+        let long = |n: usize| Some("t".repeat(n));
+        assert_eq!(bus(&|b| b.token = long(MAX_TOKEN_LEN)), None);
+        assert_eq!(
+            bus(&|b| b.token = long(MAX_TOKEN_LEN + 1)),
+            Some("bus.token")
+        );
+        assert_eq!(bus(&|b| b.token = long(1)), None);
+        assert_eq!(bus(&|b| b.remote_workers = 4), None);
+        assert_eq!(bus(&|b| b.remote_workers = 5), Some("bus.remote_workers"));
+        assert_eq!(bus(&|b| b.heartbeat_ms = 10), None);
+        assert_eq!(bus(&|b| b.heartbeat_ms = 9), Some("bus.heartbeat_ms"));
+        assert_eq!(bus(&|b| b.heartbeat_ms = 60_000), None);
+        assert_eq!(bus(&|b| b.heartbeat_ms = 60_001), Some("bus.heartbeat_ms"));
+        assert_eq!(bus(&|b| b.verify_percent = 100), None);
+        assert_eq!(bus(&|b| b.verify_percent = 101), Some("bus.verify_percent"));
+        assert_eq!(bus(&|b| b.join_timeout_s = MAX_JOIN_TIMEOUT_S), None);
+        assert_eq!(
+            bus(&|b| b.join_timeout_s = MAX_JOIN_TIMEOUT_S + 1),
+            Some("bus.join_timeout_s")
+        );
+    }
+
     #[test]
     fn each_backend_has_a_colour_of_its_own_and_every_kind_prints_its_name() {
         let colours: std::collections::HashSet<[u8; 3]> =
