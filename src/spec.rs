@@ -591,6 +591,31 @@ mod tests {
     }
 
     #[test]
+    fn soak_specs_cycle_through_every_backend_and_workload_small_and_valid() {
+        use std::collections::HashSet;
+        let backends = BackendKind::ALL;
+        let n = backends.len() * WorkloadKind::ALL.len();
+        let mut pairs = HashSet::new();
+        for i in 0..n {
+            let s = soak_spec(i, &backends);
+            assert!(s.validate().is_ok(), "{s:?}");
+            assert_eq!(s.seed, i as u64);
+            assert_eq!((s.tasks, s.numbers_per_task), (4, 20_000));
+            assert_eq!((s.io.requests, s.io.latency_ms), (2, 1));
+            pairs.insert((s.backend, s.workload));
+        }
+        // Every backend with every workload, once each in the first n runs.
+        assert_eq!(pairs.len(), n);
+        assert_eq!(soak_spec(0, &backends).workload, WorkloadKind::Cpu);
+        assert_eq!(
+            soak_spec(backends.len(), &backends).workload,
+            WorkloadKind::Io
+        );
+        let workers: Vec<u32> = (0..4).map(|i| soak_spec(i, &backends).workers).collect();
+        assert_eq!(workers, [1, 2, 3, 1]);
+    }
+
+    #[test]
     fn each_backend_has_a_colour_of_its_own_and_every_kind_prints_its_name() {
         let colours: std::collections::HashSet<[u8; 3]> =
             BackendKind::ALL.iter().map(|b| b.rgb()).collect();
