@@ -616,6 +616,19 @@ mod tests {
     }
 
     #[test]
+    fn the_master_starts_the_workers_that_are_not_remote() {
+        let with = |remote_workers| BusParams {
+            remote_workers,
+            ..BusParams::default()
+        };
+        assert_eq!(with(0).local_workers(4), 4);
+        assert_eq!(with(1).local_workers(4), 3);
+        assert_eq!(with(4).local_workers(4), 0);
+        // More remote workers than workers is refused by `problems`; here it saturates.
+        assert_eq!(with(5).local_workers(4), 0);
+    }
+
+    #[test]
     fn each_backend_has_a_colour_of_its_own_and_every_kind_prints_its_name() {
         let colours: std::collections::HashSet<[u8; 3]> =
             BackendKind::ALL.iter().map(|b| b.rgb()).collect();
