@@ -606,11 +606,12 @@ mod tests {
         }
         // Every backend with every workload, once each in the first n runs.
         assert_eq!(pairs.len(), n);
-        assert_eq!(soak_spec(0, &backends).workload, WorkloadKind::Cpu);
-        assert_eq!(
-            soak_spec(backends.len(), &backends).workload,
-            WorkloadKind::Io
-        );
+        // One workload across all the backends, then the next.
+        for i in 0..backends.len() {
+            assert_eq!(soak_spec(i, &backends).workload, WorkloadKind::Cpu, "{i}");
+            let next = soak_spec(backends.len() + i, &backends);
+            assert_eq!(next.workload, WorkloadKind::Io, "{i}");
+        }
         let workers: Vec<u32> = (0..4).map(|i| soak_spec(i, &backends).workers).collect();
         assert_eq!(workers, [1, 2, 3, 1]);
     }
