@@ -366,7 +366,50 @@ fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
 
 #[cfg(test)]
 mod tests {
-    use super::checked_total;
+    use super::*;
+
+    /// The samples' rates are what the meter counted over their intervals:
+    /// summed over the run, numbers, requests and CPU seconds come out whole.
+    #[test]
+    fn samples_carry_the_rates_the_meter_counted() {
+        let (tx, _rx) = unbounded();
+        let ctx = RunContext::new(
+            RunSpec::default(),
+            EngineOptions::default(),
+            tx,
+            Default::default(),
+            None,
+        );
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let samples = std::thread::scope(|s| {
+            let sampler = s.spawn(|| sample_until_stopped(&ctx, &stop_rx));
+            for _ in 0..6 {
+                ctx.meter.add_numbers(0, 1_000_000);
+                ctx.meter.add_requests(0, 10);
+                ctx.meter.add_cpu_ns(0, 50_000_000);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            drop(stop_tx);
+            sampler.join().unwrap()
+        });
+        assert!(samples.len() >= 3, "{samples:?}");
+        let (mut numbers, mut requests, mut cpu_s, mut last_t) = (0.0, 0.0, 0.0, 0.0);
+        for s in &samples {
+            let dt = s.t_s - last_t;
+            last_t = s.t_s;
+            numbers += s.numbers_per_s * dt;
+            requests += s.requests_per_s * dt;
+            cpu_s += f64::from(s.run_cpu_percent) / 100.0 * dt;
+            // This process's own CPU outside the run: at most every core.
+            let most = 100.0 * core_count() as f32 * 1.5;
+            assert!((0.0..=most).contains(&s.observer_cpu_percent), "{s:?}");
+        }
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.01;
+        assert!(near(numbers, 6e6), "numbers {numbers}");
+        assert!(near(requests, 60.0), "requests {requests}");
+        assert!(near(cpu_s, 0.3), "cpu {cpu_s}");
+        assert_eq!(samples.last().unwrap().numbers_done, 6_000_000);
+    }
 
     #[test]
     fn the_total_skips_unfinished_tasks_and_never_wraps() {
