@@ -811,7 +811,6 @@ fn sweep_target(
     url: &str,
     token: Option<&str>,
 ) -> Result<scalelab::measure::sweep::Target, ExitCode> {
-    use scalelab::server::client::{Remote, start};
     let Some(token) = token
         .map(str::to_string)
         .or_else(|| std::env::var("SCALELAB_SERVER_TOKEN").ok())
@@ -820,19 +819,10 @@ fn sweep_target(
             "sweep: --server needs --token (or SCALELAB_SERVER_TOKEN in the environment)",
         ));
     };
-    let remote = Remote::new(url, &token);
-    let machine = remote
-        .machine()
+    let attached = gui::machine::Attached::probe(url, &token)
         .map_err(|e| failed(format!("sweep: --server: {e}")))?;
-    eprintln!(
-        "sweep: on {} ({} cores, {})",
-        machine.host, machine.cores, machine.cpu_model
-    );
-    Ok(scalelab::measure::sweep::Target {
-        host: machine.host.clone(),
-        cores: machine.cores,
-        start: std::sync::Arc::new(move |spec| start(remote.clone(), spec, &machine, None)),
-    })
+    eprintln!("sweep: on {}", attached.describe());
+    Ok(attached.sweep_target())
 }
 
 fn sweep(args: &SweepArgs) -> ExitCode {

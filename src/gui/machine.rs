@@ -30,6 +30,20 @@ impl Attached {
         Ok(Self { remote, machine })
     }
 
+    /// Where a sweep's runs go to run on this server: its host and cores,
+    /// and a starter that sends each run there (the window's *Scaling
+    /// curves…* and `scalelab sweep --server` alike).
+    pub fn sweep_target(&self) -> crate::measure::sweep::Target {
+        let (remote, machine) = (self.remote.clone(), self.machine.clone());
+        crate::measure::sweep::Target {
+            host: machine.host.clone(),
+            cores: machine.cores,
+            start: Arc::new(move |spec| {
+                crate::server::client::start(remote.clone(), spec, &machine, None)
+            }),
+        }
+    }
+
     /// "HOST (N cores, CPU)".
     pub fn describe(&self) -> String {
         let m = &self.machine;

@@ -320,16 +320,7 @@ impl ScalelabApp {
         match form.config(self.options.clone()) {
             Ok(mut cfg) => {
                 // Attached: every run of the sweep goes to the server, one at a time.
-                cfg.target = self.attached.as_ref().map(|a| {
-                    let (remote, machine) = (a.remote.clone(), a.machine.clone());
-                    crate::measure::sweep::Target {
-                        host: machine.host.clone(),
-                        cores: machine.cores,
-                        start: Arc::new(move |spec| {
-                            crate::server::client::start(remote.clone(), spec, &machine, None)
-                        }),
-                    }
-                });
+                cfg.target = self.attached.as_ref().map(Attached::sweep_target);
                 let place = cfg
                     .target
                     .as_ref()
