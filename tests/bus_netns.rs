@@ -375,13 +375,7 @@ fn the_cli_and_the_window_in_another_namespace_run_on_the_server() {
         "the window's export names the server's machine"
     );
     // Both runs went to the server.
-    let listed: serde_json::Value = ureq::get(format!("{url}/api/v1/runs"))
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
+    let listed = common::server_runs(&url, token);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let _ = server.kill();
     let _ = server.wait();

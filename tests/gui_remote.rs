@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
@@ -29,28 +30,36 @@ fn app(dir: &Path) -> ScalelabApp {
     ScalelabApp::new(state, EngineOptions::default())
 }
 
+/// Chooses *server* in the Machine row, types the URL and token, presses Attach.
+fn press_attach(h: &mut Harness<'_, ScalelabApp>, url: &str, token: &str) {
+    h.get_by_label("server").click();
+    h.run_steps(2);
+    set_field(h, "URL", url);
+    set_field(h, "Token", token);
+    h.get_by_label("Attach").click();
+    h.step();
+}
+
+/// `press_attach`, until the window is attached.
+fn attach(h: &mut Harness<'_, ScalelabApp>, url: &str) {
+    press_attach(h, url, TOKEN);
+    step_until(h, "the attach", |a| a.attached().is_some());
+}
+
 #[test]
 fn the_window_runs_on_a_server_and_says_when_it_is_gone() {
     let (mut server, url, _) = common::serve("127.0.0.1:0", TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(app(dir.path()));
     h.run_steps(2);
-    h.get_by_label("server").click();
-    h.run_steps(2);
-    set_field(&mut h, "URL", &url);
-    set_field(&mut h, "Token", "wrong");
-    h.get_by_label("Attach").click();
-    h.step();
+    press_attach(&mut h, &url, "wrong");
     step_until(&mut h, "the refusal", |a| {
         a.notice().is_some_and(|n| n.is_error)
     });
     assert!(h.state().attached().is_none());
     assert!(h.state().notice().unwrap().text.contains("401"));
 
-    set_field(&mut h, "Token", TOKEN);
-    h.get_by_label("Attach").click();
-    h.step();
-    step_until(&mut h, "the attach", |a| a.attached().is_some());
+    attach(&mut h, &url);
     let host = h.state().attached().unwrap().machine.host.clone();
     let cores = h.state().attached().unwrap().machine.cores;
     assert!(h.state().notice().unwrap().text.contains(&host));
@@ -93,13 +102,7 @@ fn the_window_runs_on_a_server_and_says_when_it_is_gone() {
         "{csv}"
     );
     // It ran there, not here: the server's history has it.
-    let listed: serde_json::Value = ureq::get(format!("{url}/api/v1/runs"))
-        .header("Authorization", &format!("Bearer {TOKEN}"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
+    let listed = common::server_runs(&url, TOKEN);
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     // The server goes away: the next run fails with a reason, the window goes on.
@@ -136,13 +139,7 @@ fn a_server_lost_mid_run_is_said_and_retry_runs_again_once_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(app(dir.path()));
     h.run_steps(2);
-    h.get_by_label("server").click();
-    h.run_steps(2);
-    set_field(&mut h, "URL", &url);
-    set_field(&mut h, "Token", TOKEN);
-    h.get_by_label("Attach").click();
-    h.step();
-    step_until(&mut h, "the attach", |a| a.attached().is_some());
+    attach(&mut h, &url);
 
     h.get_by_label("threads").click();
     set_field(&mut h, "Workers", "2");
@@ -208,13 +205,7 @@ fn an_attached_windows_scaling_curves_run_on_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(app(dir.path()));
     h.run_steps(2);
-    h.get_by_label("server").click();
-    h.run_steps(2);
-    set_field(&mut h, "URL", &url);
-    set_field(&mut h, "Token", TOKEN);
-    h.get_by_label("Attach").click();
-    h.step();
-    step_until(&mut h, "the attach", |a| a.attached().is_some());
+    attach(&mut h, &url);
     let host = h.state().attached().unwrap().machine.host.clone();
 
     h.get_by_label("Scaling curves…").click();
@@ -241,13 +232,7 @@ fn an_attached_windows_scaling_curves_run_on_the_server() {
     assert_eq!(report.host, host);
     assert_eq!(report.curves[0].points.len(), 2);
     // Both runs went to the server.
-    let listed: serde_json::Value = ureq::get(format!("{url}/api/v1/runs"))
-        .header("Authorization", &format!("Bearer {TOKEN}"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
+    let listed = common::server_runs(&url, TOKEN);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     // CPython runs here: the comparison is not offered while attached.
     assert!(

@@ -103,3 +103,14 @@ pub fn serve_as(
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     (child, url.unwrap(), printed.unwrap())
 }
+
+/// A `scalelab serve`'s history (`GET /api/v1/runs`), as JSON.
+pub fn server_runs(url: &str, token: &str) -> serde_json::Value {
+    ureq::get(format!("{url}/api/v1/runs"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap()
+}
