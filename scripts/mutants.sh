@@ -16,7 +16,9 @@
 #   backends  src/backends/ (ledger, bus) unit tests, backends, bus, cancel, models
 #   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
 #
-# usage: scripts/mutants.sh SCOPE [SHARD/SHARDS] [--in-place]
+# usage: scripts/mutants.sh SCOPE [K/N] [--in-place]
+#   K/N: the K-th of N shards, counted from 0 as cargo-mutants counts them
+#   (engine 0/2 and engine 1/2 are the whole engine scope).
 #   e.g. scripts/mutants.sh wire; scripts/mutants.sh backends 2/4
 # Without --in-place cargo-mutants works in a copy of the tree (a first full
 # build there takes minutes); --in-place mutates this tree (use a clean clone).
@@ -44,7 +46,7 @@ case "$scope" in
   report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
     src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
     tests=(--lib --test backends --test gui_app) ;;
-  engine) files=(src/engine/mod.rs src/engine/calibrate.rs)
+  engine) files=(src/engine/mod.rs src/engine/calibrate.rs src/engine/sampler.rs)
     tests=(--lib --test backends --test cancel --test models) ;;
   spec) files=(src/spec.rs); tests=(--lib --test input_props --test backends --test serve_api) ;;
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)

@@ -10,6 +10,9 @@ use crate::workload::cpu::task_sum;
 /// Numbers the calibration draws: about 20 ms at 1 ns a number.
 const PROBE_NUMBERS: u64 = 20_000_000;
 
+/// Numbers drawn first, untimed, to warm caches and the CPU's clock.
+const WARM_UP_NUMBERS: u64 = 2_000_000;
+
 /// How fast this machine draws numbers, on one core and in all.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Calibration {
@@ -29,8 +32,7 @@ impl Calibration {
     /// Times the kernel on the calling thread (some 20 ms: call it off the UI thread,
     /// or before the window opens).
     pub fn measure() -> Self {
-        // A first short draw warms caches and the CPU's clock.
-        std::hint::black_box(task_sum(1, 0, PROBE_NUMBERS / 10));
+        std::hint::black_box(task_sum(1, 0, WARM_UP_NUMBERS));
         let t = Instant::now();
         std::hint::black_box(task_sum(1, 1, PROBE_NUMBERS));
         let ns = t.elapsed().as_nanos() as f64 / PROBE_NUMBERS as f64;

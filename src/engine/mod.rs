@@ -2,25 +2,24 @@
 //! thread. Knows nothing of any UI; the CLI and the GUI drive it alike.
 
 pub mod calibrate;
+mod sampler;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
 
 use crate::backends;
 pub use crate::backends::context::{BackendOutcome, Ending, EngineOptions, RunContext, Waker};
 use crate::latency_server::LatencyServer;
-use crate::metrics::cores::{CoreSampler, core_count};
-use crate::metrics::observer::ObserverClock;
+use crate::metrics::cores::core_count;
 use crate::report::event::{Event, Sample};
 use crate::report::{IoStats, RunReport, RunStatus};
 use crate::spec::{RunSpec, SpecError};
 
-/// How often the sampler records per-core and run CPU use.
-pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+pub use sampler::SAMPLE_PERIOD;
 
 /// A run in progress: its event stream and the means to stop it.
 pub struct RunHandle {
@@ -202,7 +201,7 @@ fn control(mut ctx: RunContext) {
         let ctx = ctx.clone();
         std::thread::Builder::new()
             .name("scalelab-sampler".into())
-            .spawn(move || sample_until_stopped(&ctx, &stop_rx))
+            .spawn(move || sampler::sample_until_stopped(&ctx, &stop_rx))
             .ok()
     };
     let outcome = match server_error {
@@ -306,110 +305,9 @@ fn observer_cpu_s(samples: &[Sample]) -> f64 {
         .sum()
 }
 
-/// Samples every `SAMPLE_PERIOD` until `stop` closes; returns the samples.
-fn sample_until_stopped(ctx: &RunContext, stop: &Receiver<()>) -> Vec<Sample> {
-    let mut cores = CoreSampler::new();
-    let mut observer = ObserverClock::new();
-    let mut out = Vec::new();
-    let (mut last_t, mut last_cpu, mut last_n, mut last_r) = (0.0, 0u64, 0u64, 0u64);
-    let mut last_obs = 0u64;
-    // Fixed deadlines, not a timeout after each sample: the time a sample takes
-    // (reading /proc/stat, sending the event) must not stretch the period.
-    let mut next = Instant::now() + SAMPLE_PERIOD;
-    loop {
-        let closed = !matches!(
-            stop.recv_deadline(next),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout)
-        );
-        next += SAMPLE_PERIOD;
-        // After a stall longer than a period (a starved thread, a suspended
-        // laptop), start afresh rather than fire a burst of catch-up samples.
-        let now = Instant::now();
-        if next + SAMPLE_PERIOD < now {
-            next = now + SAMPLE_PERIOD;
-        }
-        let t = ctx.now_s();
-        let cpu = ctx.meter.total_cpu_ns();
-        let n = ctx.meter.total_numbers();
-        let r = ctx.meter.total_requests();
-        let obs = observer.read();
-        let dt = (t - last_t).max(1e-6);
-        if dt > 1e-3 || !closed || out.is_empty() {
-            let s = Sample {
-                t_s: t,
-                per_core: cores.sample(),
-                run_cpu_percent: (100.0 * cpu.saturating_sub(last_cpu) as f64 / 1e9 / dt) as f32,
-                numbers_per_s: n.saturating_sub(last_n) as f64 / dt,
-                numbers_done: n,
-                requests_per_s: r.saturating_sub(last_r) as f64 / dt,
-                observer_cpu_percent: (100.0 * obs.saturating_sub(last_obs) as f64 / 1e9 / dt)
-                    as f32,
-            };
-            ctx.emit(Event::Sample(s.clone()));
-            out.push(s);
-            (last_t, last_cpu, last_n, last_r, last_obs) = (t, cpu, n, r, obs);
-        } else if n != last_n || r != last_r {
-            // The run ended within a millisecond of the last sample, after
-            // more work was counted: the final totals must still show (rates
-            // over so short a time would be noise, so they stay as they were).
-            let mut s = out.last().cloned().expect("not empty here");
-            s.t_s = t;
-            s.numbers_done = n;
-            ctx.emit(Event::Sample(s.clone()));
-            out.push(s);
-        }
-        if closed {
-            return out;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The samples' rates are what the meter counted over their intervals:
-    /// summed over the run, numbers, requests and CPU seconds come out whole.
-    #[test]
-    fn samples_carry_the_rates_the_meter_counted() {
-        let (tx, _rx) = unbounded();
-        let ctx = RunContext::new(
-            RunSpec::default(),
-            EngineOptions::default(),
-            tx,
-            Default::default(),
-            None,
-        );
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let samples = std::thread::scope(|s| {
-            let sampler = s.spawn(|| sample_until_stopped(&ctx, &stop_rx));
-            for _ in 0..6 {
-                ctx.meter.add_numbers(0, 1_000_000);
-                ctx.meter.add_requests(0, 10);
-                ctx.meter.add_cpu_ns(0, 50_000_000);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            drop(stop_tx);
-            sampler.join().unwrap()
-        });
-        assert!(samples.len() >= 3, "{samples:?}");
-        let (mut numbers, mut requests, mut cpu_s, mut last_t) = (0.0, 0.0, 0.0, 0.0);
-        for s in &samples {
-            let dt = s.t_s - last_t;
-            last_t = s.t_s;
-            numbers += s.numbers_per_s * dt;
-            requests += s.requests_per_s * dt;
-            cpu_s += f64::from(s.run_cpu_percent) / 100.0 * dt;
-            // This process's own CPU outside the run: at most every core.
-            let most = 100.0 * core_count() as f32 * 1.5;
-            assert!((0.0..=most).contains(&s.observer_cpu_percent), "{s:?}");
-        }
-        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.01;
-        assert!(near(numbers, 6e6), "numbers {numbers}");
-        assert!(near(requests, 60.0), "requests {requests}");
-        assert!(near(cpu_s, 0.3), "cpu {cpu_s}");
-        assert_eq!(samples.last().unwrap().numbers_done, 6_000_000);
-    }
 
     #[test]
     fn the_total_skips_unfinished_tasks_and_never_wraps() {
