@@ -13,13 +13,15 @@
 #   engine    src/engine/                 unit tests, backends, cancel, models
 #   spec      src/spec.rs (every check of a run spec: the CLI's, the form's, the API's)
 #                                         unit tests, input_props, backends, serve_api
-#   backends  src/backends/ (ledger, bus) unit tests, backends, bus, cancel, models
+#   backends  src/backends/ (ledger, bus) unit tests, backends, bus, bus_curve, cancel, models
 #   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
 #
 # usage: scripts/mutants.sh SCOPE [K/N] [--in-place]
 #   K/N: the K-th of N shards, counted from 0 as cargo-mutants counts them
 #   (engine 0/2 and engine 1/2 are the whole engine scope).
-#   e.g. scripts/mutants.sh wire; scripts/mutants.sh backends 2/4
+#   --file PATH: only that file of the scope (repeatable), with the scope's tests.
+#   e.g. scripts/mutants.sh wire; scripts/mutants.sh backends 2/4;
+#        scripts/mutants.sh backends --file src/backends/ledger.rs
 # Without --in-place cargo-mutants works in a copy of the tree (a first full
 # build there takes minutes); --in-place mutates this tree (use a clean clone).
 # Results: mutants.out/<scope>[-shard]/ (outcomes.json, caught.txt, missed.txt,
@@ -27,16 +29,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scope=${1:?usage: scripts/mutants.sh SCOPE [SHARD/SHARDS] [--in-place]}
+scope=${1:?usage: scripts/mutants.sh SCOPE [K/N] [--file PATH ...] [--in-place]}
 shift
 shard=
 in_place=()
-for a in "$@"; do
-  case "$a" in
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
     --in-place) in_place=(--in-place) ;;
-    */*) shard=$a ;;
-    *) echo "mutants.sh: unknown argument $a" >&2; exit 2 ;;
+    --file) only+=("${2:?mutants.sh: --file needs a path}"); shift ;;
+    [0-9]*/[0-9]*) shard=$1 ;;
+    *) echo "mutants.sh: unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 case "$scope" in
@@ -50,16 +55,29 @@ case "$scope" in
     tests=(--lib --test backends --test cancel --test models) ;;
   spec) files=(src/spec.rs); tests=(--lib --test input_props --test backends --test serve_api) ;;
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)
-    tests=(--lib --test backends --test bus --test cancel --test models) ;;
+    tests=(--lib --test backends --test bus --test bus_curve --test cancel --test models) ;;
   form) files=(src/gui/controls.rs); tests=(--lib --test gui_app --test gui_live --test input_props) ;;
   *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, spec, backends, form)" >&2; exit 2 ;;
 esac
+
+# --file narrows a scope to some of its files, run with the scope's tests.
+if [ ${#only[@]} -gt 0 ]; then
+  for f in "${only[@]}"; do
+    case " ${files[*]} " in
+      *" $f "*) ;;
+      *) echo "mutants.sh: $f is not in the $scope scope (${files[*]})" >&2; exit 2 ;;
+    esac
+  done
+  files=("${only[@]}")
+fi
 
 if ! cargo mutants --version >/dev/null 2>&1; then
   cargo install --locked cargo-mutants
 fi
 
-out="mutants.out/$scope${shard:+-${shard/\//of}}"
+name=$scope
+for f in "${only[@]}"; do name+="-$(basename "$f" .rs)"; done
+out="mutants.out/$name${shard:+-${shard/\//of}}"
 mkdir -p "$out"
 args=(--no-shuffle --output "$out" --timeout-multiplier 3)
 for f in "${files[@]}"; do args+=(--file "$f"); done
@@ -71,7 +89,9 @@ cargo mutants "${args[@]}" "${in_place[@]}" -- "${tests[@]}"
 status=$?
 set -e
 
-python3 - "$out/mutants.out/outcomes.json" "$scope" "$shard" <<'PY'
+label=$scope
+if [ ${#only[@]} -gt 0 ]; then label+=" (${only[*]})"; fi
+python3 - "$out/mutants.out/outcomes.json" "$label" "$shard" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 scope, shard = sys.argv[2], sys.argv[3]
