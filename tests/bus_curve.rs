@@ -274,10 +274,8 @@ fn a_worker_with_the_wrong_server_key_or_none_cannot_join() {
 /// key run after run, so workers can pin it; printed in the join command.
 #[test]
 fn a_key_file_keeps_the_masters_key_across_runs() {
-    let dir = std::env::temp_dir().join(format!("scalelab-curve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let keys = dir.join("bus.keys");
-    let _ = std::fs::remove_file(&keys);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("bus.keys");
     let announced = || {
         let out = Command::new(EXE)
             .args(["run", "--backend", "bus", "--workers", "1", "--tasks", "1"])
@@ -301,7 +299,6 @@ fn a_key_file_keeps_the_masters_key_across_runs() {
     assert_eq!(mode, 0o600);
     assert!(std::fs::read_to_string(&keys).unwrap().contains(&first));
     assert_eq!(announced(), first);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// About one key in 85 begins with '-'. The join command's `--server-key=KEY`

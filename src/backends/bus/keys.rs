@@ -280,12 +280,11 @@ impl HandshakeWatch {
 mod tests {
     use super::*;
 
-    fn temp_path(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("scalelab-keys-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        let _ = fs::remove_file(&p);
-        p
+    /// A path in a directory of its own, removed with the returned guard.
+    fn temp_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        (dir, path)
     }
 
     #[test]
@@ -295,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_key_file_is_made_once_then_read_back() {
-        let path = temp_path("made");
+        let (_dir, path) = temp_path("made");
         let first = ServerKeys::load_or_create(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -341,7 +340,7 @@ mod tests {
                 .contains("not a CURVE key")
         );
 
-        let path = temp_path("open");
+        let (_dir, path) = temp_path("open");
         fs::write(&path, keys.file_text()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = ServerKeys::load_or_create(&path).unwrap_err();
