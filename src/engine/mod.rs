@@ -309,6 +309,49 @@ fn observer_cpu_s(samples: &[Sample]) -> f64 {
 mod tests {
     use super::*;
 
+    fn one_worker(tasks: u32, numbers_per_task: u64) -> RunSpec {
+        RunSpec {
+            workers: 1,
+            tasks,
+            numbers_per_task,
+            ..RunSpec::default()
+        }
+    }
+
+    fn terminal(events: &Receiver<Event>) -> Vec<Event> {
+        events.try_iter().filter(Event::is_terminal).collect()
+    }
+
+    /// `join` lets the run end by itself: once it returns, the run has sent
+    /// every event, `Finished` last.
+    #[test]
+    fn join_waits_for_the_run_to_finish_without_cancelling_it() {
+        // Some 0.2 s of drawing or more: a cancel would come before the end.
+        let h = start(one_worker(2, 100_000_000), EngineOptions::default()).unwrap();
+        let events = h.events.clone();
+        h.join();
+        let ends = terminal(&events);
+        assert!(matches!(ends[..], [Event::Finished(_)]), "{ends:?}");
+    }
+
+    /// Dropping a handle stops its run and waits for it: by the time the drop
+    /// returns, the run has been cancelled and has said so.
+    #[test]
+    fn dropping_the_handle_cancels_the_run_and_waits_for_its_end() {
+        // Minutes of drawing, were it not cancelled.
+        let h = start(one_worker(2, 100_000_000_000), EngineOptions::default()).unwrap();
+        let events = h.events.clone();
+        loop {
+            let e = events.recv_timeout(Duration::from_secs(10)).unwrap();
+            if matches!(e, Event::TaskStarted { .. }) {
+                break;
+            }
+        }
+        drop(h);
+        let ends = terminal(&events);
+        assert!(matches!(ends[..], [Event::Cancelled(_)]), "{ends:?}");
+    }
+
     #[test]
     fn the_total_skips_unfinished_tasks_and_never_wraps() {
         assert_eq!(checked_total(&[Some(3), None, Some(4)]), Some(7));
