@@ -46,17 +46,17 @@ done
 
 case "$scope" in
   kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
-  io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test backends) ;;
-  wire) files=(src/wire.rs); tests=(--lib --test bus_wire_props --test bus) ;;
+  io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test=backends) ;;
+  wire) files=(src/wire.rs); tests=(--lib --test=bus_wire_props --test=bus) ;;
   report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
     src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
-    tests=(--lib --test backends --test gui_app) ;;
+    tests=(--lib --test=backends --test=gui_app) ;;
   engine) files=(src/engine/mod.rs src/engine/calibrate.rs src/engine/sampler.rs)
-    tests=(--lib --test backends --test cancel --test models) ;;
-  spec) files=(src/spec.rs); tests=(--lib --test input_props --test backends --test serve_api) ;;
+    tests=(--lib --test=backends --test=cancel --test=models) ;;
+  spec) files=(src/spec.rs); tests=(--lib --test=input_props --test=backends --test=serve_api) ;;
   backends) files=(src/backends/*.rs src/backends/bus/*.rs)
-    tests=(--lib --test backends --test bus --test bus_curve --test cancel --test models) ;;
-  form) files=(src/gui/controls.rs); tests=(--lib --test gui_app --test gui_live --test input_props) ;;
+    tests=(--lib --test=backends --test=bus --test=bus_curve --test=cancel --test=models) ;;
+  form) files=(src/gui/controls.rs); tests=(--lib --test=gui_app --test=gui_live --test=input_props) ;;
   *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, spec, backends, form)" >&2; exit 2 ;;
 esac
 
@@ -83,9 +83,14 @@ args=(--no-shuffle --output "$out" --timeout-multiplier 3)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 if [ -n "$shard" ]; then args+=(--shard "$shard"); fi
 
+# The scope's test targets go to every cargo call, the build's too: after `--`
+# they would reach only `cargo test`, and each mutant's build would link all of
+# the suite's 30 test binaries, not the few it runs.
+for t in "${tests[@]}"; do args+=("--cargo-arg=$t"); done
+
 # cargo-mutants exits 2 when mutants were missed, 3 on timeouts: the summary says which.
 set +e
-cargo mutants "${args[@]}" "${in_place[@]}" -- "${tests[@]}"
+cargo mutants "${args[@]}" "${in_place[@]}"
 status=$?
 set -e
 
