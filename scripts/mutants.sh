@@ -24,8 +24,11 @@
 #        scripts/mutants.sh backends --file src/backends/ledger.rs
 # Without --in-place cargo-mutants works in a copy of the tree (a first full
 # build there takes minutes); --in-place mutates this tree (use a clean clone).
-# Results: mutants.out/<scope>[-shard]/ (outcomes.json, caught.txt, missed.txt,
-# ...); a summary line on stdout for BENCHMARKS.md and docs/RELIABILITY.md.
+# Results: mutants.out/<scope>[-files][-shard]/ (cargo-mutants' outcomes.json,
+# caught.txt, missed.txt, ...) and record.json, the run as the docs record it:
+# `scripts/mutants_report.py add mutants.out/.../record.json` puts it in
+# docs/mutants/runs.jsonl and regenerates the scores in docs/RELIABILITY.md and
+# BENCHMARKS.md. A summary row is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,21 +99,12 @@ set -e
 
 label=$scope
 if [ ${#only[@]} -gt 0 ]; then label+=" (${only[*]})"; fi
-python3 - "$out/mutants.out/outcomes.json" "$label" "$shard" <<'PY'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-scope, shard = sys.argv[2], sys.argv[3]
-counts = {}
-for o in doc["outcomes"]:
-    if o["scenario"] == "Baseline":
-        continue
-    counts[o["summary"]] = counts.get(o["summary"], 0) + 1
-caught, missed = counts.get("CaughtMutant", 0), counts.get("MissedMutant", 0)
-timeouts, unviable = counts.get("Timeout", 0), counts.get("Unviable", 0)
-viable = caught + missed + timeouts
-score = 100.0 * (caught + timeouts) / viable if viable else 0.0
-print(f"| {scope}{' ' + shard if shard else ''} | {viable} | {caught} | {timeouts} | {missed} | {unviable} | {score:.1f} % |")
-PY
+# The run as a record for the docs (scripts/mutants_report.py add it), and its
+# summary row.
+scripts/mutants_report.py record "$out/mutants.out/outcomes.json" "$label" "$shard" \
+  "$(git rev-parse --short HEAD)" > "$out/record.json"
+echo "recorded in $out/record.json; add it to the docs with: scripts/mutants_report.py add $out/record.json" >&2
+python3 -c 'import json, sys; sys.path.insert(0, "scripts"); import mutants_report as m; print(m.row(json.load(open(sys.argv[1]))))' "$out/record.json"
 if [ -s "$out/mutants.out/missed.txt" ]; then
   echo "missed:" >&2
   cat "$out/mutants.out/missed.txt" >&2
