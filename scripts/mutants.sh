@@ -96,6 +96,12 @@ set +e
 cargo mutants "${args[@]}" "${in_place[@]}"
 status=$?
 set -e
+# 0: all caught; 2: some missed; 3: some timed out. Anything else (a baseline
+# that does not build or pass, a bad argument) is no result to record.
+if [ $status -ne 0 ] && [ $status -ne 2 ] && [ $status -ne 3 ]; then
+  echo "mutants.sh: cargo mutants failed (exit $status): nothing recorded" >&2
+  exit $status
+fi
 
 label=$scope
 if [ ${#only[@]} -gt 0 ]; then label+=" (${only[*]})"; fi
@@ -109,4 +115,3 @@ if [ -s "$out/mutants.out/missed.txt" ]; then
   echo "missed:" >&2
   cat "$out/mutants.out/missed.txt" >&2
 fi
-exit $((status == 1 ? 1 : 0))
