@@ -37,6 +37,32 @@ fn every_backend_and_worker_count_gives_the_same_sums() {
     }
 }
 
+/// A report carries the spec it ran as given: the engine draws a token only
+/// for a bus run that has none, and never touches another backend's spec.
+#[test]
+fn a_report_carries_its_spec_as_given() {
+    for backend in BackendKind::ALL {
+        let given = spec(backend, 2, 2, 10_000, 3);
+        let r = run_to_end(given.clone(), options()).unwrap();
+        assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);
+        if backend == BackendKind::Bus {
+            // A token drawn for the run, and nothing else changed.
+            let drawn = r.spec.bus.token.clone().expect("a token drawn for the bus");
+            assert!(!drawn.is_empty());
+            let mut with_token = given.clone();
+            with_token.bus.token = Some(drawn);
+            assert_eq!(r.spec, with_token);
+        } else {
+            assert_eq!(r.spec, given, "{backend}");
+        }
+    }
+    let mut given = spec(BackendKind::Bus, 1, 2, 10_000, 3);
+    given.bus.token = Some("the-users-own-token".into());
+    let r = run_to_end(given.clone(), options()).unwrap();
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert_eq!(r.spec, given, "the user's token is kept");
+}
+
 #[test]
 fn different_seeds_give_different_sums() {
     let a = run_to_end(spec(BackendKind::Threads, 2, 4, 100_000, 1), options()).unwrap();
