@@ -140,30 +140,19 @@ fn control(mut ctx: RunContext) {
     // The latency service lives exactly as long as the run.
     let mut server = None;
     let mut server_error = None;
-    // A bus run's token is drawn here, not by the bus, when the spec has
-    // none: its latency service asks for the same one.
-    if ctx.spec.backend == crate::spec::BackendKind::Bus && ctx.spec.bus.token.is_none() {
-        match crate::backends::bus::fresh_token() {
-            Ok(t) => ctx.spec.bus.token = Some(t),
-            Err(e) => server_error = Some(e),
-        }
-    }
-    // An encrypted bus's token never crosses the wire in clear: its latency
-    // service, whose link is not encrypted, gets a token of its own, which
-    // workers learn from the (encrypted) task frames.
-    let mut io_token = ctx.spec.bus.token.clone();
-    if ctx.spec.backend == crate::spec::BackendKind::Bus
-        && ctx.spec.bus.encrypted()
-        && ctx.spec.workload.does_io()
-        && server_error.is_none()
-    {
-        match crate::backends::bus::fresh_token() {
-            Ok(t) => {
+    let mut io_token = None;
+    match draw_tokens(&ctx.spec, crate::backends::bus::fresh_token) {
+        Ok(Tokens { bus, own_io }) => {
+            if bus.is_some() {
+                ctx.spec.bus.token = bus;
+            }
+            io_token = ctx.spec.bus.token.clone();
+            if let Some(t) = own_io {
                 ctx.set_io_token(t.clone());
                 io_token = Some(t);
             }
-            Err(e) => server_error = Some(e),
         }
+        Err(e) => server_error = Some(e),
     }
     if ctx.spec.workload.does_io() && server_error.is_none() {
         let latency = Duration::from_millis(ctx.spec.io.latency_ms as u64);
@@ -269,6 +258,45 @@ fn control(mut ctx: RunContext) {
     });
 }
 
+/// The tokens a bus run uses, drawn here rather than by the bus, so that its
+/// latency service can ask for them.
+#[derive(Debug, PartialEq)]
+struct Tokens {
+    /// The bus's token: the spec's own, or one drawn when it has none. `None`
+    /// for the other backends, whose spec is left as it is.
+    bus: Option<String>,
+    /// A token of the latency service's own, on an encrypted bus with
+    /// requests: its link is not encrypted, and the bus's token must never
+    /// cross the wire in clear. Workers learn it from the encrypted task
+    /// frames. `None` when the service asks for the bus's token.
+    own_io: Option<String>,
+}
+
+fn draw_tokens(
+    spec: &RunSpec,
+    mut fresh: impl FnMut() -> Result<String, String>,
+) -> Result<Tokens, String> {
+    if spec.backend != crate::spec::BackendKind::Bus {
+        return Ok(Tokens {
+            bus: None,
+            own_io: None,
+        });
+    }
+    let bus = match &spec.bus.token {
+        Some(t) => t.clone(),
+        None => fresh()?,
+    };
+    let own_io = if spec.bus.encrypted() && spec.workload.does_io() {
+        Some(fresh()?)
+    } else {
+        None
+    };
+    Ok(Tokens {
+        bus: Some(bus),
+        own_io,
+    })
+}
+
 /// The address a bus run's latency service binds: the bus's own (`*` is every
 /// interface, as for the bus). Loopback for a bus on loopback.
 fn bus_service_ip(bind: &str) -> Result<std::net::IpAddr, String> {
@@ -350,6 +378,78 @@ mod tests {
         drop(h);
         let ends = terminal(&events);
         assert!(matches!(ends[..], [Event::Cancelled(_)]), "{ends:?}");
+    }
+
+    /// Tokens "t1", "t2", ... in the order asked for.
+    fn counter() -> impl FnMut() -> Result<String, String> {
+        let mut n = 0;
+        move || {
+            n += 1;
+            Ok(format!("t{n}"))
+        }
+    }
+
+    #[test]
+    fn a_bus_run_gets_a_token_when_it_has_none_and_its_latency_service_one_of_its_own_when_encrypted()
+     {
+        use crate::spec::{BackendKind, WorkloadKind};
+        let run = |backend, workload, token: Option<&str>, encrypt| {
+            let mut spec = RunSpec {
+                backend,
+                workload,
+                ..RunSpec::default()
+            };
+            spec.bus.token = token.map(String::from);
+            spec.bus.encrypt = Some(encrypt);
+            draw_tokens(&spec, counter()).unwrap()
+        };
+        let tokens = |bus: Option<&str>, own_io: Option<&str>| Tokens {
+            bus: bus.map(String::from),
+            own_io: own_io.map(String::from),
+        };
+        // Other backends: nothing drawn, whatever their bus settings say.
+        for backend in [
+            BackendKind::Threads,
+            BackendKind::Processes,
+            BackendKind::Gil,
+        ] {
+            assert_eq!(
+                run(backend, WorkloadKind::Io, None, true),
+                tokens(None, None)
+            );
+        }
+        // The bus: the spec's token kept, or one drawn.
+        assert_eq!(
+            run(BackendKind::Bus, WorkloadKind::Cpu, Some("mine"), false),
+            tokens(Some("mine"), None)
+        );
+        assert_eq!(
+            run(BackendKind::Bus, WorkloadKind::Io, None, false),
+            tokens(Some("t1"), None)
+        );
+        // Encrypted, with requests: the latency service's own token too.
+        assert_eq!(
+            run(BackendKind::Bus, WorkloadKind::Mixed, Some("mine"), true),
+            tokens(Some("mine"), Some("t1"))
+        );
+        assert_eq!(
+            run(BackendKind::Bus, WorkloadKind::Io, None, true),
+            tokens(Some("t1"), Some("t2"))
+        );
+        // Encrypted with no requests: no service, no token for it.
+        assert_eq!(
+            run(BackendKind::Bus, WorkloadKind::Cpu, None, true),
+            tokens(Some("t1"), None)
+        );
+        // A token that cannot be drawn is the run's failure, with its reason.
+        let spec = RunSpec {
+            backend: BackendKind::Bus,
+            ..RunSpec::default()
+        };
+        assert_eq!(
+            draw_tokens(&spec, || Err("no randomness".into())),
+            Err("no randomness".to_string())
+        );
     }
 
     #[test]
