@@ -452,6 +452,55 @@ mod tests {
         );
     }
 
+    /// Only a run with requests starts a latency service: its address is in
+    /// the `Started` event; a CPU run has none.
+    #[test]
+    fn only_runs_with_requests_start_a_latency_service() {
+        use crate::spec::{IoParams, WorkloadKind};
+        for (workload, has_service) in [
+            (WorkloadKind::Cpu, false),
+            (WorkloadKind::Io, true),
+            (WorkloadKind::Mixed, true),
+        ] {
+            let spec = RunSpec {
+                workload,
+                io: IoParams {
+                    requests: 2,
+                    latency_ms: 1,
+                },
+                ..one_worker(1, 10_000)
+            };
+            let h = start(spec, EngineOptions::default()).unwrap();
+            let io_addr = match h.events.recv_timeout(Duration::from_secs(10)).unwrap() {
+                Event::Started { io_addr, .. } => io_addr,
+                e => panic!("{workload}: began with {e:?}"),
+            };
+            assert_eq!(io_addr.is_some(), has_service, "{workload}: {io_addr:?}");
+            assert_eq!(h.wait().status, RunStatus::Ok, "{workload}");
+        }
+    }
+
+    /// The report's observer share is the samples' observer CPU over the
+    /// run's wall time: this test's thread spins while the run goes on, so
+    /// there is some to count.
+    #[test]
+    fn the_observers_share_is_its_sampled_cpu_over_the_wall_time() {
+        let h = start(one_worker(1, 400_000_000), EngineOptions::default()).unwrap();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(300) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let r = h.wait();
+        let sampled = observer_cpu_s(&r.cpu_timeline);
+        assert!(sampled > 0.0, "{:?}", r.cpu_timeline);
+        let want = 100.0 * sampled / r.wall_s;
+        assert!(
+            (r.observer_cpu_percent - want).abs() <= want * 1e-9,
+            "{} vs {want}",
+            r.observer_cpu_percent
+        );
+    }
+
     #[test]
     fn the_total_skips_unfinished_tasks_and_never_wraps() {
         assert_eq!(checked_total(&[Some(3), None, Some(4)]), Some(7));
