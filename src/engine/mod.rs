@@ -502,6 +502,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bus_runs_latency_service_listens_where_the_bus_does() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        assert_eq!(
+            bus_service_ip("tcp://127.0.0.1:5555"),
+            Ok(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert_eq!(
+            bus_service_ip("tcp://10.1.2.3:*"),
+            Ok(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)))
+        );
+        assert_eq!(
+            bus_service_ip("tcp://[::1]:5555"),
+            Ok(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        // Every interface, as for the bus.
+        assert_eq!(
+            bus_service_ip("tcp://*:5555"),
+            Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        );
+        let named = bus_service_ip("tcp://bigbox:5555").unwrap_err();
+        assert!(
+            named.contains("\"bigbox\"") && named.contains("--bind"),
+            "{named}"
+        );
+        let bad = bus_service_ip("udp://x").unwrap_err();
+        assert!(bad.contains("bad bus endpoint"), "{bad}");
+    }
+
+    #[test]
     fn the_total_skips_unfinished_tasks_and_never_wraps() {
         assert_eq!(checked_total(&[Some(3), None, Some(4)]), Some(7));
         assert_eq!(checked_total(&[None, None]), Some(0));
