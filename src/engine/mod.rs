@@ -491,7 +491,12 @@ mod tests {
             std::hint::black_box(spin.elapsed());
         }
         let r = h.wait();
-        let sampled = observer_cpu_s(&r.cpu_timeline);
+        // Each sample's share covers the time since the one before.
+        let (mut sampled, mut last_t) = (0.0, 0.0);
+        for s in &r.cpu_timeline {
+            sampled += f64::from(s.observer_cpu_percent) / 100.0 * (s.t_s - last_t);
+            last_t = s.t_s;
+        }
         assert!(sampled > 0.0, "{:?}", r.cpu_timeline);
         let want = 100.0 * sampled / r.wall_s;
         assert!(
@@ -528,6 +533,26 @@ mod tests {
         );
         let bad = bus_service_ip("udp://x").unwrap_err();
         assert!(bad.contains("bad bus endpoint"), "{bad}");
+    }
+
+    #[test]
+    fn the_observers_cpu_seconds_weigh_each_share_by_the_time_it_covers() {
+        let sample = |t_s, observer_cpu_percent| Sample {
+            t_s,
+            per_core: Vec::new(),
+            run_cpu_percent: 0.0,
+            numbers_per_s: 0.0,
+            numbers_done: 0,
+            requests_per_s: 0.0,
+            observer_cpu_percent,
+        };
+        assert_eq!(observer_cpu_s(&[]), 0.0);
+        // 50 % over the first 0.1 s, then 25 % over 0.2 s: 0.05 + 0.05 s.
+        let got = observer_cpu_s(&[sample(0.1, 50.0), sample(0.3, 25.0)]);
+        assert!((got - 0.1).abs() < 1e-9, "{got}");
+        // 200 % (two cores) over 0.5 s; a sample out of order adds nothing.
+        let got = observer_cpu_s(&[sample(0.5, 200.0), sample(0.4, 100.0)]);
+        assert!((got - 1.0).abs() < 1e-9, "{got}");
     }
 
     #[test]
