@@ -20,6 +20,8 @@
 #   K/N: the K-th of N shards, counted from 0 as cargo-mutants counts them
 #   (engine 0/2 and engine 1/2 are the whole engine scope).
 #   --file PATH: only that file of the scope (repeatable), with the scope's tests.
+#   --re REGEX: only the mutants whose names match (cargo-mutants --re), to
+#   rerun survivors once tests for them are written.
 #   e.g. scripts/mutants.sh wire; scripts/mutants.sh backends 2/4;
 #        scripts/mutants.sh backends --file src/backends/ledger.rs
 # Without --in-place cargo-mutants works in a copy of the tree (a first full
@@ -32,14 +34,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scope=${1:?usage: scripts/mutants.sh SCOPE [K/N] [--file PATH ...] [--in-place]}
+scope=${1:?usage: scripts/mutants.sh SCOPE [K/N] [--file PATH ...] [--re REGEX] [--in-place]}
 shift
 shard=
 in_place=()
 only=()
+re=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --in-place) in_place=(--in-place) ;;
+    --re) re+=(--re "${2:?mutants.sh: --re needs a pattern}"); shift ;;
     --file) only+=("${2:?mutants.sh: --file needs a path}"); shift ;;
     [0-9]*/[0-9]*) shard=$1 ;;
     *) echo "mutants.sh: unknown argument $1" >&2; exit 2 ;;
@@ -80,11 +84,13 @@ fi
 
 name=$scope
 for f in "${only[@]}"; do name+="-$(basename "$f" .rs)"; done
+if [ ${#re[@]} -gt 0 ]; then name+="-rerun"; fi
 out="mutants.out/$name${shard:+-${shard/\//of}}"
 mkdir -p "$out"
 args=(--no-shuffle --output "$out" --timeout-multiplier 3)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 if [ -n "$shard" ]; then args+=(--shard "$shard"); fi
+if [ ${#re[@]} -gt 0 ]; then args+=("${re[@]}"); fi
 
 # The scope's test targets go to every cargo call, the build's too: after `--`
 # they would reach only `cargo test`, and each mutant's build would link all of
@@ -105,6 +111,7 @@ fi
 
 label=$scope
 if [ ${#only[@]} -gt 0 ]; then label+=" (${only[*]})"; fi
+if [ ${#re[@]} -gt 0 ]; then label+=", rerun of mutants matching ${re[*]:1}"; fi
 # The run as a record for the docs (scripts/mutants_report.py add it), and its
 # summary row.
 scripts/mutants_report.py record "$out/mutants.out/outcomes.json" "$label" "$shard" \
