@@ -214,6 +214,8 @@ mod tests {
         let mut v = Verifier::new(&s, (0, false)).unwrap();
         v.submit(3, 1, s.expected_sum(3)).unwrap();
         v.submit(4, 2, s.expected_sum(4) + 1).unwrap();
+        // Both pending until their verdicts are collected: the run waits for them.
+        assert_eq!(v.pending(), 2);
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while got.len() < 2 {
@@ -228,5 +230,22 @@ mod tests {
         let (stats, _) = v.finish();
         let stats = stats.unwrap();
         assert_eq!((stats.verified, stats.mismatches), (2, 1));
+    }
+
+    /// The report speaks of checks only when some remote result came in;
+    /// then it carries the percentage and the workers evicted, even with
+    /// nothing checked yet.
+    #[test]
+    fn the_report_has_checks_only_when_remote_results_came() {
+        let (stats, cpu) = Verifier::new(&spec(5), (0, false)).unwrap().finish();
+        assert_eq!(stats, None);
+        assert_eq!((cpu.user_s, cpu.sys_s), (0.0, 0.0), "no checker ran");
+        let mut v = Verifier::new(&spec(5), (0, false)).unwrap();
+        assert!(v.wants(1, 0));
+        v.evicted("worker 1 (host): task 0 summed 5, not 6".into());
+        let stats = v.finish().0.expect("a remote result came");
+        assert_eq!(stats.percent, 5);
+        assert_eq!((stats.verified, stats.mismatches), (0, 0));
+        assert_eq!(stats.evicted, ["worker 1 (host): task 0 summed 5, not 6"]);
     }
 }
