@@ -194,6 +194,12 @@ const HOPELESS_CONNECTS: u32 = 5;
 /// a wrong key or a mismatched mechanism from a master that is not there.
 pub struct HandshakeWatch {
     events: zmq::Socket,
+    pub seen: Handshakes,
+}
+
+/// The handshakes counted so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handshakes {
     pub connected: u32,
     pub succeeded: u32,
     /// Handshakes that failed on a protocol or authentication error (a
@@ -203,6 +209,35 @@ pub struct HandshakeWatch {
     /// Handshakes cut short without detail (what a wrong server key gives;
     /// ZeroMQ reconnects and tries again).
     pub failed: u32,
+}
+
+impl Handshakes {
+    /// No handshake got through, and none will: one was refused outright, or
+    /// connections keep being made and cut short.
+    pub fn hopeless(&self) -> bool {
+        self.succeeded == 0 && (self.refused > 0 || self.connected >= HOPELESS_CONNECTS)
+    }
+
+    /// Why a join got no answer, when the handshakes say: connections were
+    /// made but never got through (`encrypted`: this side pinned a key).
+    pub fn diagnosis(&self, encrypted: bool) -> Option<String> {
+        if self.connected == 0 || self.succeeded > 0 {
+            return None;
+        }
+        Some(if encrypted {
+            format!(
+                "connected {} time(s), but the encrypted handshake never completed: \
+                 the --server-key is not this master's, or its bus is not encrypted",
+                self.connected
+            )
+        } else {
+            format!(
+                "connected {} time(s), but the handshake never completed: the master's \
+                 bus is encrypted; give the --server-key its join command prints",
+                self.connected
+            )
+        })
+    }
 }
 
 impl HandshakeWatch {
@@ -222,57 +257,27 @@ impl HandshakeWatch {
         events.connect(&endpoint).map_err(fail)?;
         Ok(Self {
             events,
-            connected: 0,
-            succeeded: 0,
-            refused: 0,
-            failed: 0,
+            seen: Handshakes::default(),
         })
     }
 
     /// Counts the events that have come in since the last look.
-    pub fn update(&mut self) {
+    pub fn update(&mut self) -> Handshakes {
         use zmq::SocketEvent as E;
         while let Ok(frames) = self.events.recv_multipart(zmq::DONTWAIT) {
             let Some(head) = frames.first().filter(|f| f.len() >= 2) else {
                 continue;
             };
+            let seen = &mut self.seen;
             match E::from_raw(u16::from_le_bytes([head[0], head[1]])) {
-                E::CONNECTED => self.connected += 1,
-                E::HANDSHAKE_SUCCEEDED => self.succeeded += 1,
-                E::HANDSHAKE_FAILED_PROTOCOL | E::HANDSHAKE_FAILED_AUTH => self.refused += 1,
-                E::HANDSHAKE_FAILED_NO_DETAIL => self.failed += 1,
+                E::CONNECTED => seen.connected += 1,
+                E::HANDSHAKE_SUCCEEDED => seen.succeeded += 1,
+                E::HANDSHAKE_FAILED_PROTOCOL | E::HANDSHAKE_FAILED_AUTH => seen.refused += 1,
+                E::HANDSHAKE_FAILED_NO_DETAIL => seen.failed += 1,
                 _ => {}
             }
         }
-    }
-
-    /// No handshake got through, and none will: one was refused outright, or
-    /// connections keep being made and cut short.
-    pub fn hopeless(&mut self) -> bool {
-        self.update();
-        self.succeeded == 0 && (self.refused > 0 || self.connected >= HOPELESS_CONNECTS)
-    }
-
-    /// Why a join got no answer, when the handshakes say: connections were
-    /// made but never got through (`encrypted`: this side pinned a key).
-    pub fn diagnosis(&mut self, encrypted: bool) -> Option<String> {
-        self.update();
-        if self.connected == 0 || self.succeeded > 0 {
-            return None;
-        }
-        Some(if encrypted {
-            format!(
-                "connected {} time(s), but the encrypted handshake never completed: \
-                 the --server-key is not this master's, or its bus is not encrypted",
-                self.connected
-            )
-        } else {
-            format!(
-                "connected {} time(s), but the handshake never completed: the master's \
-                 bus is encrypted; give the --server-key its join command prints",
-                self.connected
-            )
-        })
+        self.seen
     }
 }
 
@@ -345,6 +350,51 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = ServerKeys::load_or_create(&path).unwrap_err();
         assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn a_join_is_hopeless_once_a_handshake_is_refused_or_connections_keep_failing() {
+        let seen = |connected, succeeded, refused| Handshakes {
+            connected,
+            succeeded,
+            refused,
+            failed: connected.saturating_sub(succeeded + refused),
+        };
+        assert!(!seen(0, 0, 0).hopeless(), "no master yet: keep trying");
+        assert!(!seen(HOPELESS_CONNECTS - 1, 0, 0).hopeless());
+        assert!(seen(HOPELESS_CONNECTS, 0, 0).hopeless());
+        assert!(seen(1, 0, 1).hopeless(), "a refused handshake is final");
+        assert!(!seen(HOPELESS_CONNECTS, 1, 0).hopeless(), "one got through");
+        assert!(!seen(2, 1, 1).hopeless());
+    }
+
+    #[test]
+    fn a_failed_join_is_diagnosed_from_its_handshakes() {
+        let seen = |connected, succeeded| Handshakes {
+            connected,
+            succeeded,
+            ..Handshakes::default()
+        };
+        assert_eq!(
+            seen(0, 0).diagnosis(true),
+            None,
+            "nothing to say: no master"
+        );
+        assert_eq!(
+            seen(3, 1).diagnosis(true),
+            None,
+            "the handshake got through"
+        );
+        let pinned = seen(3, 0).diagnosis(true).unwrap();
+        assert!(
+            pinned.starts_with("connected 3 time(s)") && pinned.contains("--server-key is not"),
+            "{pinned}"
+        );
+        let plain = seen(1, 0).diagnosis(false).unwrap();
+        assert!(
+            plain.starts_with("connected 1 time(s)") && plain.contains("bus is encrypted"),
+            "{plain}"
+        );
     }
 
     #[test]

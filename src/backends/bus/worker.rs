@@ -175,8 +175,8 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
             Some(Message::Stop {}) => return Ok(()),
             Some(_) => {}
             // A handshake that fails again and again will not succeed: say why now.
-            None if handshakes.hopeless() => {
-                let why = handshakes.diagnosis(opts.server_key.is_some());
+            None if handshakes.update().hopeless() => {
+                let why = handshakes.seen.diagnosis(opts.server_key.is_some());
                 return Err(format!(
                     "cannot join {}: {}",
                     opts.endpoint,
@@ -184,7 +184,7 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
                 ));
             }
             None if left.is_zero() => {
-                let why = handshakes.diagnosis(opts.server_key.is_some());
+                let why = handshakes.update().diagnosis(opts.server_key.is_some());
                 return Err(format!(
                     "no answer from {} within {:.1} s{}",
                     opts.endpoint,
