@@ -235,6 +235,82 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// One thread taking and releasing in turn: every hold recorded, its
+    /// time counted to its worker, and a switch only when the holder changes.
+    #[test]
+    fn holds_acquisitions_and_switches_are_counted_as_they_happen() {
+        let gil = GilEmulator::new(3, Duration::from_millis(7), Instant::now());
+        for (worker, hold_ms) in [(0, 2), (1, 1), (1, 3), (2, 1), (0, 1)] {
+            gil.take(worker);
+            std::thread::sleep(Duration::from_millis(hold_ms));
+            let hold = gil.release(worker, false);
+            assert_eq!(hold.worker, worker);
+            assert!(
+                hold.end_s - hold.start_s >= hold_ms as f64 / 1e3,
+                "{hold:?}"
+            );
+        }
+        let r = gil.report();
+        assert_eq!(r.switch_interval_ms, 7.0);
+        assert_eq!(r.switches, 3, "0 to 1, 1 to 2, 2 to 0; 1 to 1 is none");
+        assert_eq!((r.drop_requests, r.holds_dropped), (0, 0));
+        assert_eq!(
+            r.holds.iter().map(|h| h.worker).collect::<Vec<_>>(),
+            [0, 1, 1, 2, 0]
+        );
+        assert!(r.holds.windows(2).all(|w| w[0].end_s <= w[1].start_s));
+        let acquisitions: Vec<u64> = r.per_worker.iter().map(|w| w.acquisitions).collect();
+        assert_eq!(acquisitions, [2, 2, 1]);
+        for w in &r.per_worker {
+            let held: f64 = r
+                .holds
+                .iter()
+                .filter(|h| h.worker == w.worker)
+                .map(|h| h.end_s - h.start_s)
+                .sum();
+            assert!((w.held_s - held).abs() < 1e-9, "{w:?} vs {held}");
+            // Nobody held it while they asked: hardly any wait.
+            assert!((0.0..0.5).contains(&w.waited_s), "{w:?}");
+        }
+    }
+
+    /// A holder that keeps the GIL a whole interval is asked to drop it; the
+    /// waiter's wait is counted, and the request is cleared once it takes it.
+    #[test]
+    fn a_waiter_asks_a_holder_that_keeps_it_past_the_interval_to_drop_it() {
+        let gil = Arc::new(GilEmulator::new(
+            2,
+            Duration::from_millis(5),
+            Instant::now(),
+        ));
+        gil.take(0);
+        let asked = Instant::now();
+        let waiter = {
+            let gil = gil.clone();
+            std::thread::spawn(move || {
+                gil.take(1);
+                gil.release(1, false);
+            })
+        };
+        while !gil.drop_requested() {
+            assert!(asked.elapsed() < Duration::from_secs(10), "no drop request");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            asked.elapsed() >= Duration::from_millis(4),
+            "asked before the interval"
+        );
+        // Forced: returns once the waiter has it.
+        gil.release(0, true);
+        waiter.join().unwrap();
+        assert!(!gil.drop_requested(), "cleared by the take");
+        let r = gil.report();
+        assert!(r.drop_requests >= 1, "{r:?}");
+        assert_eq!(r.switches, 1);
+        assert!(r.per_worker[1].waited_s >= 0.004, "{:?}", r.per_worker[1]);
+        assert_eq!(r.per_worker[1].acquisitions, 1);
+    }
+
     #[test]
     fn two_spinning_threads_never_hold_it_together_and_switch_near_the_interval() {
         let gil = Arc::new(GilEmulator::new(
