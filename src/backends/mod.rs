@@ -85,12 +85,56 @@ impl ProgressThrottle {
 
     /// True when a report is due (and schedules the next one).
     pub fn due(&mut self) -> bool {
-        let now = Instant::now();
+        self.due_at(Instant::now())
+    }
+
+    fn due_at(&mut self, now: Instant) -> bool {
         if now >= self.next {
             self.next = now + PROGRESS_PERIOD;
             true
         } else {
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_each_number_once_and_never_past_the_task() {
+        let mut held = InFlight::new(3, 0.5, 7);
+        assert_eq!(held.progress(400, 1000), 400);
+        assert_eq!(held.progress(650, 1000), 250, "only what is new");
+        assert_eq!(
+            held.progress(600, 1000),
+            0,
+            "a report out of order adds nothing"
+        );
+        assert_eq!(held.reported, 650);
+        assert_eq!(held.rest(1000), 350);
+        assert_eq!(
+            held.progress(5000, 1000),
+            350,
+            "capped at the task's numbers"
+        );
+        assert_eq!(held.rest(1000), 0);
+    }
+
+    #[test]
+    fn progress_is_reported_at_most_once_a_period() {
+        let mut throttle = ProgressThrottle::new();
+        let first = throttle.next;
+        assert!(!throttle.due_at(first - Duration::from_millis(1)));
+        assert!(throttle.due_at(first), "due on the dot");
+        // The next one a period after the report.
+        let late = first + Duration::from_millis(30);
+        assert!(!throttle.due_at(late), "reported at {first:?} already");
+        assert!(throttle.due_at(first + PROGRESS_PERIOD + Duration::from_millis(1)));
+        assert_eq!(
+            throttle.next,
+            first + 2 * PROGRESS_PERIOD + Duration::from_millis(1)
+        );
     }
 }
