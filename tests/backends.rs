@@ -212,6 +212,51 @@ fn a_task_whose_workers_keep_dying_fails_the_run_with_a_reason() {
     }
 }
 
+/// The pool replaces lost children up to twice its size; once no child is
+/// left and tasks still wait, the run fails saying so rather than wait for ever.
+#[test]
+fn a_pool_out_of_replacements_fails_the_run_with_a_reason() {
+    let (h, pids, _) = long_process_run(1, 3);
+    // Worker 0 dies on task 0; worker 1 replaces it, and dies on task 1, which
+    // still has its retry: but a pool of 1 gets only one replacement.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let mut killed = vec![pids[0]];
+    let mut replacement = None;
+    // Samples keep coming while the run waits: a deadline, not a silence, tells a hang.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        assert!(Instant::now() < deadline, "the run did not end");
+        match h
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no hang")
+        {
+            Event::WorkerStarted {
+                worker: 1, os_id, ..
+            } => replacement = Some(os_id),
+            Event::TaskStarted {
+                task: 1, worker: 1, ..
+            } => {
+                let pid = replacement.expect("worker 1 started");
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                killed.push(pid);
+            }
+            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => break r,
+            _ => {}
+        }
+    };
+    assert_eq!(r.status, RunStatus::Failed);
+    let why = r.reason.unwrap();
+    assert!(
+        why.contains("worker 1") && why.contains("no worker is left to run the remaining tasks"),
+        "{why}"
+    );
+    assert_eq!(r.workers_lost, 2);
+    for pid in killed {
+        assert!(!process_exists(pid), "worker {pid} was not reaped");
+    }
+}
+
 #[test]
 fn a_worker_binary_that_is_missing_fails_the_run_with_a_reason() {
     let mut opts = options();
