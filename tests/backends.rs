@@ -153,6 +153,8 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
     let mut lost = Vec::new();
     let mut report = None;
     while report.is_none() {
+        // Samples keep coming while a run waits: only a deadline tells a hang.
+        assert!(t.elapsed() < Duration::from_secs(60), "the run did not end");
         let e = h
             .events
             .recv_timeout(Duration::from_secs(60))
@@ -188,7 +190,9 @@ fn a_task_whose_workers_keep_dying_fails_the_run_with_a_reason() {
     let (h, pids, _) = long_process_run(1, 1);
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
     let mut killed = vec![pids[0]];
+    let deadline = Instant::now() + Duration::from_secs(30);
     let r = loop {
+        assert!(Instant::now() < deadline, "the run did not end");
         match h
             .events
             .recv_timeout(Duration::from_secs(30))
