@@ -208,6 +208,22 @@ mod tests {
         assert_ne!(pick(), pick(), "a worker could learn a fixed sample");
     }
 
+    /// Whatever the secret, each task gets a draw of its own: a secret of all
+    /// ones or all zeros must not make every task's fate the same.
+    #[test]
+    fn the_sample_depends_on_each_task_whatever_the_secret() {
+        for salt in [0, u64::MAX, 0x5555_5555_5555_5555] {
+            let mut v = Verifier::new(&spec(50), (0, false)).unwrap();
+            v.salt = salt;
+            v.wants(0, 0);
+            let sampled = (1..=1000).filter(|&t| v.wants(0, t)).count();
+            assert!(
+                (400..=600).contains(&sampled),
+                "salt {salt:#x}: {sampled} of 1000 at 50 %"
+            );
+        }
+    }
+
     #[test]
     fn wrong_sums_are_found_and_counted() {
         let s = spec(100);
