@@ -397,6 +397,29 @@ mod tests {
         );
     }
 
+    /// A key pair in a log or a panic message shows its public key, never
+    /// its secret.
+    #[test]
+    fn debug_shows_the_public_key_only() {
+        let keys = ServerKeys::generate().unwrap();
+        let shown = format!("{keys:?}");
+        assert_eq!(shown, format!("ServerKeys({})", keys.public_z85()));
+        assert!(!shown.contains(&encode_key(&keys.secret)));
+    }
+
+    /// Only a missing file is made anew; one that cannot be read is an error
+    /// that says so (a directory here), and nothing is written.
+    #[test]
+    fn a_key_file_that_cannot_be_read_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = ServerKeys::load_or_create(dir.path()).unwrap_err();
+        assert!(
+            e.starts_with("cannot read ") && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
     #[test]
     fn keys_decode_only_from_40_z85_characters() {
         let keys = ServerKeys::generate().unwrap();
