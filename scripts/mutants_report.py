@@ -126,7 +126,7 @@ def block():
         for k, n in seen.items():
             why = reasons.get(k)
             if why is None:
-                unexplained += 1
+                unexplained += n
                 why = "**no test yet**"
             times = f" (× {n})" if n > 1 else ""
             out.append(f"  - `{k}`{times}: {why}")
