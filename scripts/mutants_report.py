@@ -48,7 +48,12 @@ def record(outcomes_path, label, shard, commit):
     caught, missed = counts.get("CaughtMutant", 0), counts.get("MissedMutant", 0)
     timeouts, unviable = counts.get("Timeout", 0), counts.get("Unviable", 0)
     start = datetime.datetime.fromisoformat(doc["start_time"][:19])
-    end = datetime.datetime.fromisoformat(doc["end_time"][:19])
+    # A run stopped before its end has no end time: count to now.
+    end = (
+        datetime.datetime.fromisoformat(doc["end_time"][:19])
+        if doc.get("end_time")
+        else datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    )
     return {
         "label": label,
         "shard": shard,
