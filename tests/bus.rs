@@ -403,6 +403,25 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
             refused: 2,
         }
     );
+    // Each drop is reported naming what was dropped and why.
+    let dropped: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bus(BusEvent::Dropped { reason, .. }) => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    for want in [
+        "done for task 9999, which it is not running".to_string(),
+        "done for task 5000, which it is not running".to_string(),
+        "progress for task 5001, which it is not running".to_string(),
+        format!("late result for task {task}, already finished"),
+    ] {
+        assert!(
+            dropped.contains(&want.as_str()),
+            "{want:?} not in {dropped:?}"
+        );
+    }
 }
 
 #[test]
