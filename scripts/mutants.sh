@@ -26,6 +26,9 @@
 #        scripts/mutants.sh backends --file src/backends/ledger.rs
 # Without --in-place cargo-mutants works in a copy of the tree (a first full
 # build there takes minutes); --in-place mutates this tree (use a clean clone).
+# A run interrupted in the middle of a build can leave rustc's incremental cache
+# inconsistent: the next baseline then fails to link ("undefined hidden
+# symbol"). `cargo clean -p scalelab` in that tree mends it.
 # Results: mutants.out/<scope>[-files][-shard]/ (cargo-mutants' outcomes.json,
 # caught.txt, missed.txt, ...) and record.json, the run as the docs record it:
 # `scripts/mutants_report.py add mutants.out/.../record.json` puts it in
