@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{options, process_exists, spec};
+use common::{finish_watching, options, process_exists, spec};
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::RunStatus;
 use scalelab::report::event::{Event, WorkerKind};
@@ -151,26 +151,17 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
     let t = Instant::now();
     let mut lost = Vec::new();
-    let mut report = None;
-    while report.is_none() {
-        // Samples keep coming while a run waits: only a deadline tells a hang.
-        assert!(t.elapsed() < Duration::from_secs(60), "the run did not end");
-        let e = h
-            .events
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the run ends");
-        match e {
-            Event::WorkerLost {
-                os_id,
-                reason,
-                requeued,
-                ..
-            } => lost.push((os_id, reason, requeued)),
-            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => report = Some(r),
-            _ => {}
+    let r = finish_watching(h, 60, |e| {
+        if let Event::WorkerLost {
+            os_id,
+            reason,
+            requeued,
+            ..
+        } = e
+        {
+            lost.push((os_id, reason, requeued));
         }
-    }
-    let r = report.unwrap();
+    });
     assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0].0, pids[0]);
@@ -190,23 +181,13 @@ fn a_task_whose_workers_keep_dying_fails_the_run_with_a_reason() {
     let (h, pids, _) = long_process_run(1, 1);
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
     let mut killed = vec![pids[0]];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        assert!(Instant::now() < deadline, "the run did not end");
-        match h
-            .events
-            .recv_timeout(Duration::from_secs(30))
-            .expect("no hang")
-        {
-            // Kill the replacement too: the task has then died twice.
-            Event::WorkerStarted { os_id, .. } => {
-                unsafe { libc::kill(os_id as i32, libc::SIGKILL) };
-                killed.push(os_id);
-            }
-            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => break r,
-            _ => {}
+    let r = finish_watching(h, 30, |e| {
+        // Kill the replacement too: the task has then died twice.
+        if let Event::WorkerStarted { os_id, .. } = e {
+            unsafe { libc::kill(os_id as i32, libc::SIGKILL) };
+            killed.push(os_id);
         }
-    };
+    });
     assert_eq!(r.status, RunStatus::Failed);
     let why = r.reason.unwrap();
     assert!(why.contains("worker 1") && why.contains("task 0"), "{why}");
@@ -226,29 +207,19 @@ fn a_pool_out_of_replacements_fails_the_run_with_a_reason() {
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
     let mut killed = vec![pids[0]];
     let mut replacement = None;
-    // Samples keep coming while the run waits: a deadline, not a silence, tells a hang.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let r = loop {
-        assert!(Instant::now() < deadline, "the run did not end");
-        match h
-            .events
-            .recv_timeout(Duration::from_secs(60))
-            .expect("no hang")
-        {
-            Event::WorkerStarted {
-                worker: 1, os_id, ..
-            } => replacement = Some(os_id),
-            Event::TaskStarted {
-                task: 1, worker: 1, ..
-            } => {
-                let pid = replacement.expect("worker 1 started");
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                killed.push(pid);
-            }
-            Event::Finished(r) | Event::Failed(r) | Event::Cancelled(r) => break r,
-            _ => {}
+    let r = finish_watching(h, 60, |e| match e {
+        Event::WorkerStarted {
+            worker: 1, os_id, ..
+        } => replacement = Some(os_id),
+        Event::TaskStarted {
+            task: 1, worker: 1, ..
+        } => {
+            let pid = replacement.expect("worker 1 started");
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            killed.push(pid);
         }
-    };
+        _ => {}
+    });
     assert_eq!(r.status, RunStatus::Failed);
     let why = r.reason.unwrap();
     assert!(

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{options, spec};
+use common::{finish, options, spec};
 use scalelab::engine::RunHandle;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::event::{BusEvent, BusTally, Event};
@@ -57,23 +57,6 @@ fn listening(h: &RunHandle) -> (String, String) {
         }) => Some((endpoint.clone(), token.clone())),
         _ => None,
     })
-}
-
-/// Collects the rest of a run's events and its report.
-fn finish(h: RunHandle, secs: u64) -> (Vec<Event>, Box<RunReport>) {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let e = h.events.recv_timeout(left).expect("the run ends in time");
-        match e {
-            Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => {
-                h.join();
-                return (seen, r);
-            }
-            e => seen.push(e),
-        }
-    }
 }
 
 /// Every task finished exactly once, with the right sum.

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{options, spec};
+use common::{finish, options, spec};
 use scalelab::engine::{RunHandle, start};
 use scalelab::report::event::{BusEvent, Event};
 use scalelab::report::{RunReport, RunStatus};
@@ -83,22 +83,6 @@ fn listening(h: &RunHandle) -> (String, Option<String>) {
                 ..
             }) => return (endpoint, server_key),
             e => assert!(!e.is_terminal(), "{e:?}"),
-        }
-    }
-}
-
-/// The run's events up to its report, and the report.
-fn finish(h: RunHandle, secs: u64) -> (Vec<Event>, Box<RunReport>) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match h.events.recv_timeout(left).expect("the run ends in time") {
-            Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => {
-                h.join();
-                return (seen, r);
-            }
-            e => seen.push(e),
         }
     }
 }

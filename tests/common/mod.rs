@@ -2,9 +2,12 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use scalelab::engine::EngineOptions;
+use scalelab::engine::{EngineOptions, RunHandle};
 use scalelab::metrics::procinfo::settle;
+use scalelab::report::RunReport;
+use scalelab::report::event::Event;
 use scalelab::spec::{BackendKind, RunSpec, WorkloadKind};
 
 /// Engine options whose `processes` workers are the scalelab binary under test.
@@ -113,4 +116,28 @@ pub fn server_runs(url: &str, token: &str) -> serde_json::Value {
         .body_mut()
         .read_json()
         .unwrap()
+}
+
+/// Hands each of a run's events to `each` until the terminal one, and returns
+/// the report once the run's threads have ended. Panics after `secs`: a
+/// deadline, not a silence, since samples keep coming while a run waits.
+pub fn finish_watching(h: RunHandle, secs: u64, mut each: impl FnMut(Event)) -> Box<RunReport> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match h.events.recv_timeout(left).expect("the run ends in time") {
+            Event::Finished(r) | Event::Cancelled(r) | Event::Failed(r) => {
+                h.join();
+                return r;
+            }
+            e => each(e),
+        }
+    }
+}
+
+/// The run's events up to its report, and the report.
+pub fn finish(h: RunHandle, secs: u64) -> (Vec<Event>, Box<RunReport>) {
+    let mut seen = Vec::new();
+    let r = finish_watching(h, secs, |e| seen.push(e));
+    (seen, r)
 }
