@@ -146,11 +146,10 @@ fn control(mut ctx: RunContext) {
             if bus.is_some() {
                 ctx.spec.bus.token = bus;
             }
-            io_token = ctx.spec.bus.token.clone();
-            if let Some(t) = own_io {
+            if let Some(t) = &own_io {
                 ctx.set_io_token(t.clone());
-                io_token = Some(t);
             }
+            io_token = own_io.or_else(|| ctx.spec.bus.token.clone());
         }
         Err(e) => server_error = Some(e),
     }
