@@ -417,6 +417,70 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
+    /// Connects a watched DEALER to a ROUTER on loopback, `client` setting up
+    /// its side, and counts the handshakes until `done` holds (or 10 s pass).
+    fn watch_a_connection(
+        server: Option<&ServerKeys>,
+        client: impl FnOnce(&zmq::Socket),
+        done: impl Fn(&Handshakes) -> bool,
+    ) -> Handshakes {
+        let zctx = zmq::Context::new();
+        let router = zctx.socket(zmq::ROUTER).unwrap();
+        router.set_linger(0).unwrap();
+        if let Some(keys) = server {
+            keys.serve_on(&router).unwrap();
+        }
+        router.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = router.get_last_endpoint().unwrap().unwrap();
+        let dealer = zctx.socket(zmq::DEALER).unwrap();
+        dealer.set_linger(0).unwrap();
+        // Reconnect at once, so that a refused handshake's retries come quickly.
+        dealer.set_reconnect_ivl(20).unwrap();
+        client(&dealer);
+        let mut watch = HandshakeWatch::attach(&zctx, &dealer).unwrap();
+        dealer.connect(&endpoint).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let seen = watch.update();
+            if done(&seen) || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// The monitor's events are counted one each, in their own count: a
+    /// good key's handshake succeeds, a wrong key's connections never get
+    /// through, and a plain socket against an encrypted master is refused.
+    #[test]
+    fn the_watch_counts_each_kind_of_handshake_event() {
+        let keys = ServerKeys::generate().unwrap();
+
+        let good = watch_a_connection(
+            Some(&keys),
+            |s| connect_as_client(s, &keys.public).unwrap(),
+            |h| h.succeeded > 0,
+        );
+        assert_eq!((good.connected, good.succeeded, good.refused), (1, 1, 0));
+        assert!(!good.hopeless());
+        assert_eq!(good.diagnosis(true), None);
+
+        let other = ServerKeys::generate().unwrap();
+        let wrong = watch_a_connection(
+            Some(&keys),
+            |s| connect_as_client(s, &other.public).unwrap(),
+            |h| h.connected >= HOPELESS_CONNECTS,
+        );
+        assert!(wrong.connected >= HOPELESS_CONNECTS, "{wrong:?}");
+        assert_eq!((wrong.succeeded, wrong.refused), (0, 0), "{wrong:?}");
+        assert!(wrong.hopeless());
+
+        let plain = watch_a_connection(Some(&keys), |_| {}, |h| h.refused > 0);
+        assert_eq!((plain.succeeded, plain.refused), (0, 1), "{plain:?}");
+        assert!(plain.connected >= 1, "{plain:?}");
+        assert!(plain.hopeless());
+    }
+
     #[test]
     fn keys_decode_only_from_40_z85_characters() {
         let keys = ServerKeys::generate().unwrap();
