@@ -339,7 +339,12 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
     // answers its own task honestly, and repeats it with a wrong sum.
     let rogue = Peer::new(&z, &endpoint);
     join(&rogue, &token, BUS_PROTOCOL);
-    assert!(matches!(rogue.recv_real(), Message::Welcome { .. }));
+    let Message::Welcome {
+        worker: rogue_id, ..
+    } = rogue.recv_real()
+    else {
+        panic!("the rogue is not welcomed")
+    };
     let Message::Task { task, .. } = rogue.recv_real() else {
         panic!("the rogue got no task")
     };
@@ -367,6 +372,10 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
         cpu_ns: 0,
         latency_ms: vec![],
     });
+    // And garbage, which takes the drops past the 32 that are reported.
+    for _ in 0..10 {
+        rogue.raw(&[b"\xff\xfe{}"]);
+    }
     // Then it goes silent while holding its next task, if it got one.
     let (events, r) = finish(h, 60);
     drop((junk, huge, intruder, stranger, rogue));
@@ -379,29 +388,47 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
     assert_eq!(
         tally(&events),
         BusTally {
-            malformed: 24,
+            malformed: 34,
             oversize: 1,
             unexpected: 3,
             duplicates: 1,
             refused: 2,
         }
     );
-    // Each drop is reported naming what was dropped and why.
-    let dropped: Vec<&str> = events
+    // The first 32 drops (of 39) are reported, each naming who sent what was
+    // dropped, what it was and why.
+    let dropped: Vec<(&str, &str)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Bus(BusEvent::Dropped { reason, .. }) => Some(reason.as_str()),
+            Event::Bus(BusEvent::Dropped { peer, reason }) => {
+                Some((peer.as_str(), reason.as_str()))
+            }
             _ => None,
         })
         .collect();
+    assert_eq!(dropped.len(), 32, "{dropped:?}");
+    let stranger = "a peer that has not joined";
+    let rogue = format!("worker {rogue_id}");
     for want in [
-        "done for task 9999, which it is not running".to_string(),
-        "done for task 5000, which it is not running".to_string(),
-        "progress for task 5001, which it is not running".to_string(),
-        format!("late result for task {task}, already finished"),
+        (
+            stranger,
+            "done for task 9999, which it is not running".to_string(),
+        ),
+        (
+            &rogue,
+            "done for task 5000, which it is not running".to_string(),
+        ),
+        (
+            &rogue,
+            "progress for task 5001, which it is not running".to_string(),
+        ),
+        (
+            &rogue,
+            format!("late result for task {task}, already finished"),
+        ),
     ] {
         assert!(
-            dropped.contains(&want.as_str()),
+            dropped.contains(&(want.0, want.1.as_str())),
             "{want:?} not in {dropped:?}"
         );
     }
