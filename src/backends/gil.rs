@@ -311,6 +311,29 @@ mod tests {
         assert_eq!(r.per_worker[1].acquisitions, 1);
     }
 
+    /// A holder that lets go within the interval is never asked to drop: the
+    /// waiter woken by the release takes it without a request.
+    #[test]
+    fn a_release_within_the_interval_is_no_drop_request() {
+        let gil = Arc::new(GilEmulator::new(2, Duration::from_secs(2), Instant::now()));
+        gil.take(0);
+        let waiter = {
+            let gil = gil.clone();
+            std::thread::spawn(move || {
+                gil.take(1);
+                gil.release(1, false);
+            })
+        };
+        // Let the waiter start waiting, then let go long before 2 s.
+        std::thread::sleep(Duration::from_millis(30));
+        gil.release(0, false);
+        waiter.join().unwrap();
+        let r = gil.report();
+        assert_eq!(r.drop_requests, 0, "{r:?}");
+        assert!(!gil.drop_requested());
+        assert_eq!((r.switches, r.per_worker[1].acquisitions), (1, 1));
+    }
+
     #[test]
     fn two_spinning_threads_never_hold_it_together_and_switch_near_the_interval() {
         let gil = Arc::new(GilEmulator::new(
