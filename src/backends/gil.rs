@@ -311,6 +311,19 @@ mod tests {
         assert_eq!(r.per_worker[1].acquisitions, 1);
     }
 
+    /// The holds kept are capped; those past the cap are counted, not kept.
+    #[test]
+    fn holds_past_the_cap_are_counted_not_kept() {
+        let gil = GilEmulator::new(1, Duration::from_millis(5), Instant::now());
+        for _ in 0..MAX_HOLDS + 3 {
+            gil.take(0);
+            gil.release(0, false);
+        }
+        let r = gil.report();
+        assert_eq!((r.holds.len(), r.holds_dropped), (MAX_HOLDS, 3));
+        assert_eq!(r.per_worker[0].acquisitions, MAX_HOLDS as u64 + 3);
+    }
+
     /// A holder that lets go within the interval is never asked to drop: the
     /// waiter woken by the release takes it without a request.
     #[test]
