@@ -311,6 +311,20 @@ mod tests {
         assert_eq!(r.per_worker[1].acquisitions, 1);
     }
 
+    /// A forced release waits for another thread to take the GIL, but only
+    /// for four intervals: with nobody waiting it returns after those.
+    #[test]
+    fn a_forced_release_with_nobody_waiting_gives_up_after_four_intervals() {
+        let interval = Duration::from_millis(20);
+        let gil = GilEmulator::new(1, interval, Instant::now());
+        gil.take(0);
+        let t = Instant::now();
+        gil.release(0, true);
+        let waited = t.elapsed();
+        assert!(waited >= interval * 4, "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
     /// The holds kept are capped; those past the cap are counted, not kept.
     #[test]
     fn holds_past_the_cap_are_counted_not_kept() {
