@@ -305,3 +305,52 @@ fn run_one(link: &mut Link, input: &TaskInput) -> Result<TaskEnd, String> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link over an inproc pair, and the master's end of it.
+    fn link(zctx: &zmq::Context, heartbeat: Duration, silence: Duration) -> (Link, zmq::Socket) {
+        let master = zctx.socket(zmq::PAIR).unwrap();
+        master.bind("inproc://worker-link-test").unwrap();
+        let socket = zctx.socket(zmq::PAIR).unwrap();
+        socket.connect("inproc://worker-link-test").unwrap();
+        let link = Link {
+            socket,
+            heartbeat,
+            silence,
+            last_heard: Instant::now(),
+            last_sent: Instant::now(),
+            pending: VecDeque::new(),
+        };
+        (link, master)
+    }
+
+    fn heartbeats(master: &zmq::Socket) -> usize {
+        let mut n = 0;
+        while let Ok(b) = master.recv_bytes(zmq::DONTWAIT) {
+            assert!(matches!(wire::decode(&b), Ok(Message::Heartbeat {})));
+            n += 1;
+        }
+        n
+    }
+
+    /// A heartbeat goes out only once one is due, and sending anything puts
+    /// the next off; a master silent past the limit ends the link.
+    #[test]
+    fn a_tick_sends_a_heartbeat_only_when_due_and_notices_a_silent_master() {
+        let zctx = zmq::Context::new();
+        let second = Duration::from_secs(1);
+        let (mut link, master) = link(&zctx, second, second * 10);
+        link.tick().unwrap();
+        assert_eq!(heartbeats(&master), 0, "just sent: none due");
+        link.last_sent = Instant::now() - second * 2;
+        link.tick().unwrap();
+        link.tick().unwrap();
+        assert_eq!(heartbeats(&master), 1, "one due, then none");
+        link.last_heard = Instant::now() - second * 11;
+        let e = link.tick().unwrap_err();
+        assert_eq!(e, "the master has been silent for 10.0 s; giving up");
+    }
+}
