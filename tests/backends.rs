@@ -28,10 +28,12 @@ fn every_backend_and_worker_count_gives_the_same_sums() {
             assert_eq!(r.total, expected.iter().flatten().sum::<u64>());
             assert_eq!(r.task_timeline.len(), 8);
             assert!(r.wall_s > 0.0 && r.user_s + r.sys_s > 0.0, "{r:?}");
-            // Every task ran on one of the run's workers, inside the run.
+            // Every task ran on one of the run's workers, inside the run, and
+            // its CPU time was counted (a worker's clock read as it ran).
             for t in &r.task_timeline {
                 assert!(t.worker < workers, "{t:?}");
                 assert!(0.0 <= t.start_s && t.start_s <= t.end_s && t.end_s <= r.wall_s);
+                assert!(t.cpu_s > 0.0, "{backend} x {workers}: {t:?}");
             }
         }
     }
