@@ -261,8 +261,8 @@ fn invalid_specs_are_refused_before_anything_starts() {
 }
 
 #[test]
-fn process_backends_count_numbers_while_tasks_run_and_never_twice() {
-    for backend in [BackendKind::Processes, BackendKind::Bus] {
+fn every_backend_counts_numbers_while_tasks_run_and_never_twice() {
+    for backend in BackendKind::ALL {
         // Two tasks of ~0.3 s each: samples at 10 Hz land in the middle of them.
         let r = run_to_end(spec(backend, 2, 2, 400_000_000, 9), options()).unwrap();
         assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);
