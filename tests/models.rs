@@ -45,6 +45,18 @@ fn every_workload_gives_the_same_sums_on_every_backend() {
                     let io = r.io.as_ref().expect("io stats");
                     assert_eq!(io.requests, 6 * 4, "{backend} {workload}");
                     assert!(io.latency_ms_p50 >= 5.0, "{backend} {workload}: {io:?}");
+                    // The live rate counted every request as it was answered:
+                    // summed over the samples' intervals, it gives them all.
+                    let mut prev = 0.0;
+                    let mut counted = 0.0;
+                    for sample in &r.cpu_timeline {
+                        counted += sample.requests_per_s * (sample.t_s - prev);
+                        prev = sample.t_s;
+                    }
+                    assert!(
+                        (counted - 24.0f64).abs() < 1e-6,
+                        "{backend} {workload} x{workers}: {counted} requests in the samples"
+                    );
                 }
             }
         }
