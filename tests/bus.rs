@@ -584,6 +584,37 @@ fn a_remote_worker_gives_up_after_its_heartbeat_timeout_when_the_master_vanishes
     );
 }
 
+/// A worker started before its master keeps trying, within its join
+/// timeout, and joins once the master listens.
+#[test]
+fn a_worker_started_before_its_master_joins_once_it_listens() {
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let mut w = Command::new(EXE)
+        .args(["worker", "--connect", &endpoint, "--token", "early"])
+        .args(["--join-timeout", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(w.try_wait().unwrap().is_none(), "the worker waits");
+    let mut p = params(1, 250);
+    p.bind = endpoint;
+    p.token = Some("early".into());
+    let h = start(bus_spec(1, 4, 10_000, 3, p), options()).unwrap();
+    let (events, r) = finish(h, 30);
+    assert_complete_and_right(&r, 3, 10_000);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::WorkerJoined { .. }))),
+        "the early worker joined"
+    );
+    let (st, err) = ended_within(&mut w, Duration::from_secs(10));
+    assert!(st.success(), "{err}");
+}
+
 #[test]
 fn cancelling_a_bus_run_ends_its_local_workers() {
     let h = start(bus_spec(2, 4, 10_000_000_000, 1, params(0, 250)), options()).unwrap();
