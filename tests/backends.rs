@@ -316,6 +316,44 @@ fn the_desktop_apps_workers_run_under_sched_idle() {
     }
 }
 
+/// Workers asked for no nice keep the one they inherit: a run started from a
+/// thread at nice 3 (as `nice scalelab` would be) does not lift its workers
+/// back to 0, which only a privileged process could do anyway.
+#[test]
+fn workers_asked_for_no_nice_keep_the_one_they_inherit() {
+    std::thread::spawn(|| {
+        // Raising one's own nice needs no privilege; this thread only.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 3) };
+        for backend in [
+            BackendKind::Threads,
+            BackendKind::Processes,
+            BackendKind::Bus,
+        ] {
+            let h = start(spec(backend, 2, 4, 2_000_000_000, 1), options()).unwrap();
+            let mut checked = 0;
+            while checked < 2 {
+                let e = h
+                    .events
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("workers start");
+                if let Event::WorkerStarted { os_id, .. } = e {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let nice = unsafe {
+                        *libc::__errno_location() = 0;
+                        libc::getpriority(libc::PRIO_PROCESS, os_id)
+                    };
+                    assert_eq!(nice, 3, "{backend}: worker {os_id}");
+                    checked += 1;
+                }
+            }
+            h.cancel();
+            h.join();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn cpu_percent_is_user_plus_system_time_over_wall_time() {
     // The io workload's socket calls are system time; where the clocks caught
