@@ -206,6 +206,52 @@ fn a_request_that_fails_fails_the_run_with_a_reason() {
     }
 }
 
+/// One task that fails stops the run's other tasks at once: a service that
+/// closes its first connection and leaves the others unanswered fails the run
+/// with that connection's reason, without waiting the 10 s after which the unanswered
+/// requests would give up.
+#[test]
+fn a_task_that_fails_stops_the_others_at_once() {
+    for backend in BackendKind::ALL {
+        let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = service.local_addr().unwrap();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let held = held.clone();
+            std::thread::spawn(move || {
+                for (i, conn) in service.incoming().enumerate() {
+                    let Ok(conn) = conn else { return };
+                    if i > 0 {
+                        held.lock().unwrap().push(conn); // open, never answered
+                    } // the first is closed at once
+                }
+            });
+        }
+        let opts = EngineOptions {
+            io_server: Some(addr),
+            ..options()
+        };
+        let mut s = io_spec(backend, WorkloadKind::Io, 2);
+        s.tasks = 4;
+        let t = std::time::Instant::now();
+        let r = run_to_end(s, opts).unwrap();
+        let took = t.elapsed();
+        assert_eq!(r.status, RunStatus::Failed, "{backend}");
+        let why = r.reason.unwrap();
+        // The closed connection's reason (an end of file or a reset, or for
+        // the bus, whose workers present a token first, a token not
+        // accepted), not a give-up on the unanswered ones.
+        assert!(
+            why.contains("the latency service") && !why.contains("no answer"),
+            "{backend}: {why}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{backend}: the run took {took:?}"
+        );
+    }
+}
+
 #[test]
 fn io_runs_overlap_requests_with_enough_workers() {
     // 8 tasks x 4 requests x 25 ms: 8 workers take ~100 ms, 1 worker ~800 ms.

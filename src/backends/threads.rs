@@ -106,7 +106,6 @@ pub fn run_pool<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
                 Ok(Ok(t)) => cpu = cpu + t,
                 Ok(Err((t, why))) => {
                     cpu = cpu + t;
-                    ctx.cancel_internal();
                     failure.get_or_insert(why);
                 }
                 Err(e) => {
@@ -193,6 +192,9 @@ fn worker<'a, E: TaskEnv + AsMutThreadEnv<'a>>(
             Ok(out) => out,
             Err(TaskError::Cancelled) => break,
             Err(TaskError::Failed(why)) => {
+                // Stop the other workers now, not when this one is joined:
+                // one may wait on a request that will never be answered.
+                ctx.cancel_internal();
                 failure = Some(why);
                 break;
             }
