@@ -34,6 +34,15 @@ fn every_backend_and_worker_count_gives_the_same_sums() {
                 assert!(t.worker < workers, "{t:?}");
                 assert!(0.0 <= t.start_s && t.start_s <= t.end_s && t.end_s <= r.wall_s);
                 assert!(t.cpu_s > 0.0, "{backend} x {workers}: {t:?}");
+                // One thread's CPU over one task cannot exceed the task's wall
+                // time (a millisecond's grace for the clocks' reads). A worker
+                // process's first task also carries the process's start-up.
+                if !matches!(backend, BackendKind::Processes | BackendKind::Bus) {
+                    assert!(
+                        t.cpu_s <= t.end_s - t.start_s + 1e-3,
+                        "{backend} x {workers}: {t:?}"
+                    );
+                }
             }
         }
     }
