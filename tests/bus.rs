@@ -372,6 +372,8 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
         cpu_ns: 0,
         latency_ms: vec![],
     });
+    // A master's message, which no worker sends.
+    rogue.send(&Message::Stop {});
     // And garbage, which takes the drops past the 32 that are reported.
     for _ in 0..10 {
         rogue.raw(&[b"\xff\xfe{}"]);
@@ -390,12 +392,12 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
         BusTally {
             malformed: 34,
             oversize: 1,
-            unexpected: 3,
+            unexpected: 4,
             duplicates: 1,
             refused: 2,
         }
     );
-    // The first 32 drops (of 39) are reported, each naming who sent what was
+    // The first 32 drops (of 40) are reported, each naming who sent what was
     // dropped, what it was and why.
     let dropped: Vec<(&str, &str)> = events
         .iter()
@@ -426,12 +428,56 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
             &rogue,
             format!("late result for task {task}, already finished"),
         ),
+        (&rogue, "unexpected stop".to_string()),
     ] {
         assert!(
             dropped.contains(&(want.0, want.1.as_str())),
             "{want:?} not in {dropped:?}"
         );
     }
+}
+
+/// A joining worker's host name is kept whole up to 255 bytes; a longer one
+/// is cut to 63 characters (at most 255 bytes whatever they are).
+#[test]
+fn a_joining_workers_host_name_is_cut_only_past_255_bytes() {
+    let h = start(bus_spec(3, 2, 10_000_000_000, 1, params(3, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let peers: Vec<Peer> = [100, 255, 300]
+        .into_iter()
+        .map(|len| {
+            let p = Peer::new(&z, &endpoint);
+            p.send(&Message::Join {
+                protocol: BUS_PROTOCOL,
+                token: token.clone(),
+                host: "h".repeat(len),
+                pid: len as u32,
+            });
+            assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+            p
+        })
+        .collect();
+    let mut hosts = std::collections::BTreeMap::new();
+    while hosts.len() < 3 {
+        let (pid, host) = wait_for(&h, 10, |e| match e {
+            Event::Bus(BusEvent::WorkerJoined {
+                host,
+                pid,
+                local: false,
+                ..
+            }) => Some((*pid, host.clone())),
+            _ => None,
+        });
+        hosts.insert(pid, host.len());
+    }
+    assert_eq!(
+        hosts,
+        [(100, 100), (255, 255), (300, 63)].into_iter().collect()
+    );
+    h.cancel();
+    drop(peers);
+    finish(h, 30);
 }
 
 #[test]
