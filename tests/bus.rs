@@ -532,6 +532,48 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+/// A peer that joins from the master's own host is one of the run's local
+/// workers only if its pid is one the master started: another process on the
+/// same machine, joining while the local worker has not yet, stays remote.
+#[test]
+fn a_peer_on_the_masters_host_is_local_only_with_a_childs_pid() {
+    let h = start(bus_spec(2, 2, 10_000_000_000, 1, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    // Hold the local worker back (found by its command line, as other tests'
+    // children run beside it) so that it cannot join first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let child = loop {
+        let mine = children_of(std::process::id()).into_iter().find(|&c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&endpoint))
+        });
+        if let Some(c) = mine {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no local worker started");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    unsafe { libc::kill(child as i32, libc::SIGSTOP) };
+    let z = zmq::Context::new();
+    let p = Peer::new(&z, &endpoint);
+    p.send(&Message::Join {
+        protocol: BUS_PROTOCOL,
+        token,
+        host: scalelab::metrics::procinfo::host_name(),
+        pid: 1,
+    });
+    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    let local = wait_for(&h, 10, |e| match e {
+        Event::Bus(BusEvent::WorkerJoined { pid: 1, local, .. }) => Some(*local),
+        _ => None,
+    });
+    unsafe { libc::kill(child as i32, libc::SIGCONT) };
+    assert!(!local, "pid 1 was taken for the master's child {child}");
+    h.cancel();
+    drop(p);
+    finish(h, 30);
+}
+
 #[test]
 fn local_workers_exit_within_a_second_of_their_master_being_killed() {
     let mut master = Command::new(EXE)
