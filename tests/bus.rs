@@ -875,6 +875,67 @@ fn remote_workers_past_the_meters_slots_still_count_every_number() {
     assert_eq!(last.numbers_done, tasks as u64 * numbers, "{last:?}");
 }
 
+/// A worker whose tasks come back within 20 ms is sent its next one early
+/// (it holds two); one whose last task took longer holds one.
+#[test]
+fn a_worker_with_short_tasks_gets_the_next_one_early() {
+    let (tasks, numbers, seed) = (8, 1000, 4);
+    let h = start(bus_spec(1, tasks, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    // Join a while after the start: a task's times are then far from 0.
+    std::thread::sleep(Duration::from_millis(100));
+    let z = zmq::Context::new();
+    let p = Peer::new(&z, &endpoint);
+    join(&p, &token, BUS_PROTOCOL);
+    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    let task_now = |p: &Peer| match p.recv_real() {
+        Message::Task { task, .. } => task,
+        m => panic!("not a task: {m:?}"),
+    };
+    // The tasks that come within `ms`, answering heartbeats meanwhile.
+    let tasks_within = |p: &Peer, ms: u64| {
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_millis(ms);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if p.s.poll(zmq::POLLIN, left.as_millis() as i64).unwrap() == 0 {
+                continue;
+            }
+            match p.recv() {
+                Message::Task { task, .. } => got.push(task),
+                Message::Heartbeat {} => p.send(&Message::Heartbeat {}),
+                m => panic!("not a task: {m:?}"),
+            }
+        }
+        got
+    };
+    let done = |p: &Peer, task: u32| {
+        p.send(&Message::Done {
+            task,
+            sum: task_sum(seed, task as u64, numbers),
+            cpu_ns: 0,
+            latency_ms: vec![],
+        })
+    };
+    // One task at first; answered at once, two come back.
+    let first = task_now(&p);
+    done(&p, first);
+    let held = tasks_within(&p, 500);
+    assert_eq!(held.len(), 2, "short tasks: the next one early {held:?}");
+    // The first of them answered slowly: from then on, one at a time.
+    std::thread::sleep(Duration::from_millis(60));
+    done(&p, held[0]);
+    assert_eq!(
+        tasks_within(&p, 300),
+        Vec::<u32>::new(),
+        "a slow task: none more"
+    );
+    done(&p, held[1]);
+    assert_eq!(tasks_within(&p, 300).len(), 1, "then one");
+    h.cancel();
+    drop(p);
+    finish(h, 30);
+}
+
 #[test]
 fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
     // A sum past u64's range (it used to wrap the run's total, status ok) and
