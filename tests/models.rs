@@ -44,7 +44,12 @@ fn every_workload_gives_the_same_sums_on_every_backend() {
                 if workload.does_io() {
                     let io = r.io.as_ref().expect("io stats");
                     assert_eq!(io.requests, 6 * 4, "{backend} {workload}");
-                    assert!(io.latency_ms_p50 >= 5.0, "{backend} {workload}: {io:?}");
+                    // 5 ms asked: the median is that, plus the scheduling of
+                    // a loaded machine, far from a second.
+                    assert!(
+                        (5.0..500.0).contains(&io.latency_ms_p50),
+                        "{backend} {workload}: {io:?}"
+                    );
                     // The live rate counted every request as it was answered:
                     // summed over the samples' intervals, it gives them all.
                     let mut prev = 0.0;
