@@ -287,14 +287,13 @@ fn every_backend_counts_numbers_while_tasks_run_and_never_twice() {
     }
 }
 
-#[test]
-fn the_desktop_apps_workers_run_under_sched_idle() {
-    // The GUI asks for SCHED_IDLE workers so that its own thread always gets a core.
-    let opts = scalelab::engine::EngineOptions {
-        worker_sched_idle: true,
-        worker_nice: 10,
-        ..options()
-    };
+/// Starts a long run with two workers on each backend that starts its own,
+/// and hands each worker's thread or process id to `check` once it has had a
+/// moment to lower itself.
+fn check_each_started_worker(
+    opts: scalelab::engine::EngineOptions,
+    check: impl Fn(BackendKind, u32),
+) {
     for backend in [
         BackendKind::Threads,
         BackendKind::Processes,
@@ -310,19 +309,36 @@ fn the_desktop_apps_workers_run_under_sched_idle() {
             if let Event::WorkerStarted { os_id, .. } = e {
                 // A worker lowers itself as it starts: give it a moment.
                 std::thread::sleep(Duration::from_millis(50));
-                let policy = unsafe { libc::sched_getscheduler(os_id as i32) };
-                assert_eq!(policy, libc::SCHED_IDLE, "{backend}: worker {os_id}");
-                let nice = unsafe {
-                    *libc::__errno_location() = 0;
-                    libc::getpriority(libc::PRIO_PROCESS, os_id)
-                };
-                assert_eq!(nice, 10, "{backend}: worker {os_id}");
+                check(backend, os_id);
                 checked += 1;
             }
         }
         h.cancel();
         h.join();
     }
+}
+
+/// The nice value of a thread or process.
+fn nice_of(os_id: u32) -> i32 {
+    unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, os_id)
+    }
+}
+
+#[test]
+fn the_desktop_apps_workers_run_under_sched_idle() {
+    // The GUI asks for SCHED_IDLE workers so that its own thread always gets a core.
+    let opts = scalelab::engine::EngineOptions {
+        worker_sched_idle: true,
+        worker_nice: 10,
+        ..options()
+    };
+    check_each_started_worker(opts, |backend, os_id| {
+        let policy = unsafe { libc::sched_getscheduler(os_id as i32) };
+        assert_eq!(policy, libc::SCHED_IDLE, "{backend}: worker {os_id}");
+        assert_eq!(nice_of(os_id), 10, "{backend}: worker {os_id}");
+    });
 }
 
 /// Workers asked for no nice keep the one they inherit: a run started from a
@@ -333,31 +349,9 @@ fn workers_asked_for_no_nice_keep_the_one_they_inherit() {
     std::thread::spawn(|| {
         // Raising one's own nice needs no privilege; this thread only.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 3) };
-        for backend in [
-            BackendKind::Threads,
-            BackendKind::Processes,
-            BackendKind::Bus,
-        ] {
-            let h = start(spec(backend, 2, 4, 2_000_000_000, 1), options()).unwrap();
-            let mut checked = 0;
-            while checked < 2 {
-                let e = h
-                    .events
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("workers start");
-                if let Event::WorkerStarted { os_id, .. } = e {
-                    std::thread::sleep(Duration::from_millis(50));
-                    let nice = unsafe {
-                        *libc::__errno_location() = 0;
-                        libc::getpriority(libc::PRIO_PROCESS, os_id)
-                    };
-                    assert_eq!(nice, 3, "{backend}: worker {os_id}");
-                    checked += 1;
-                }
-            }
-            h.cancel();
-            h.join();
-        }
+        check_each_started_worker(options(), |backend, os_id| {
+            assert_eq!(nice_of(os_id), 3, "{backend}: worker {os_id}");
+        });
     })
     .join()
     .unwrap();

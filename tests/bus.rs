@@ -273,11 +273,16 @@ impl Peer {
 }
 
 fn join(p: &Peer, token: &str, protocol: u32) {
+    join_from(p, token, protocol, "test-peer", 1);
+}
+
+/// Joins as a worker on `host` with process id `pid`.
+fn join_from(p: &Peer, token: &str, protocol: u32, host: &str, pid: u32) {
     p.send(&Message::Join {
         protocol,
         token: token.into(),
-        host: "test-peer".into(),
-        pid: 1,
+        host: host.into(),
+        pid,
     });
 }
 
@@ -448,12 +453,7 @@ fn a_joining_workers_host_name_is_cut_only_past_255_bytes() {
         .into_iter()
         .map(|len| {
             let p = Peer::new(&z, &endpoint);
-            p.send(&Message::Join {
-                protocol: BUS_PROTOCOL,
-                token: token.clone(),
-                host: "h".repeat(len),
-                pid: len as u32,
-            });
+            join_from(&p, &token, BUS_PROTOCOL, &"h".repeat(len), len as u32);
             assert!(matches!(p.recv_real(), Message::Welcome { .. }));
             p
         })
@@ -556,12 +556,8 @@ fn a_peer_on_the_masters_host_is_local_only_with_a_childs_pid() {
     unsafe { libc::kill(child as i32, libc::SIGSTOP) };
     let z = zmq::Context::new();
     let p = Peer::new(&z, &endpoint);
-    p.send(&Message::Join {
-        protocol: BUS_PROTOCOL,
-        token,
-        host: scalelab::metrics::procinfo::host_name(),
-        pid: 1,
-    });
+    let here = scalelab::metrics::procinfo::host_name();
+    join_from(&p, &token, BUS_PROTOCOL, &here, 1);
     assert!(matches!(p.recv_real(), Message::Welcome { .. }));
     let local = wait_for(&h, 10, |e| match e {
         Event::Bus(BusEvent::WorkerJoined { pid: 1, local, .. }) => Some(*local),
