@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ProgressThrottle;
-use super::task_exec::{Step, TaskError, TaskInput, TaskOutput, TaskPlan};
+use super::task_exec::{Step, TaskError, TaskInput, TaskOutput, TaskPlan, step_toward};
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::metrics::clocks::{
     lower_this_thread, this_thread_cpu, this_thread_id, this_thread_times,
@@ -210,7 +210,7 @@ async fn run_task(ctx: &RunContext, w: u32, task: u32) -> Result<TaskOutput, Tas
     // Draws until `until`, yielding to the other coroutines after every chunk.
     let mut compute = async |cpu: &mut CpuTask, until: u64| -> Result<(), TaskError> {
         while cpu.drawn() < until {
-            cpu.step_by(CHUNK.min(until - cpu.drawn()));
+            step_toward(cpu, until, CHUNK);
             if throttle.due() || cpu.drawn() == numbers {
                 ctx.meter.add_numbers(slot, cpu.drawn() - reported);
                 ctx.meter.set_cpu_ns(0, this_thread_cpu().as_nanos() as u64);

@@ -183,11 +183,18 @@ impl TaskPlan {
     }
 }
 
+/// Draws the next slice toward `until`: at most `slice` numbers, and never
+/// past `until`, so that a mixed task's numbers stay on their side of each
+/// request. Every backend's compute loop draws through this.
+pub(crate) fn step_toward(cpu: &mut CpuTask, until: u64, slice: u64) {
+    cpu.step_by(slice.min(until - cpu.drawn()));
+}
+
 /// Draws numbers until `task` has drawn `until` of them.
 fn compute(env: &mut impl TaskEnv, cpu: &mut CpuTask, until: u64) -> Result<(), TaskError> {
     let slice = env.slice();
     while cpu.drawn() < until {
-        cpu.step_by(slice.min(until - cpu.drawn()));
+        step_toward(cpu, until, slice);
         env.progress(cpu.drawn());
         if env.cancelled() {
             return Err(TaskError::Cancelled);
