@@ -117,12 +117,21 @@ fn cpu_bound_gil_threads_hand_over_near_the_switch_interval() {
             .map(|h| h.end_s - h.start_s)
             .collect();
         d.sort_by(f64::total_cmp);
-        let median_ms = d[d.len() / 2] * 1e3;
+        let ms = |q: f64| d[((d.len() - 1) as f64 * q) as usize] * 1e3;
         let want = interval_us as f64 / 1e3;
-        // Loose: these machines are shared and noisy.
+        // Load on the machine only lengthens holds (a holder the OS preempts
+        // keeps the GIL), so the median bounds them from below, and the
+        // shortest tenth, which a busy machine leaves near the interval,
+        // bounds them from above: holds that end near the interval exist.
         assert!(
-            median_ms >= want * 0.8 && median_ms <= want * 3.0 + 2.0,
-            "switch interval {want} ms, median hold {median_ms} ms"
+            ms(0.5) >= want * 0.8,
+            "switch interval {want} ms, median hold {} ms",
+            ms(0.5)
+        );
+        assert!(
+            ms(0.1) <= want * 3.0 + 2.0,
+            "switch interval {want} ms, the shortest tenth of holds end past {} ms",
+            ms(0.1)
         );
     }
 }
