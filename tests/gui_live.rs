@@ -143,6 +143,37 @@ fn fields_carry_their_hints_and_the_backend_its_blurb() {
     );
 }
 
+/// Hovering a workload says what its tasks do: the form says it nowhere else.
+#[test]
+fn hovering_a_workload_says_what_its_tasks_do() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    let blurbs = [
+        ("cpu", "seeded random integers"),
+        ("io", "local latency service"),
+        ("mixed", "CPU slices between requests"),
+    ];
+    for (workload, _) in blurbs {
+        for (_, says) in blurbs {
+            assert!(
+                h.query_by_label_contains(says).is_none(),
+                "{says:?} is on screen before {workload} is hovered"
+            );
+        }
+        h.get_by_label(workload).hover();
+        // A tooltip waits for the pointer to rest: step past egui's delay.
+        h.run_steps(60);
+        let (_, says) = blurbs.iter().find(|(w, _)| *w == workload).unwrap();
+        assert!(
+            h.query_by_label_contains(says).is_some(),
+            "hovering {workload} does not say {says:?}"
+        );
+        // Move away so that the next one starts with no tooltip up.
+        h.hover_at(egui::pos2(1400.0, 880.0));
+        h.run_steps(60);
+    }
+}
+
 /// The form's text fields fit the panel beside their labels: neither spilling
 /// past its edge nor shrunk to a stub (a layout bug the other tests cannot see).
 #[test]
