@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{finish, options, spec};
+use common::{finish, finish_watching, options, spec};
 use scalelab::engine::RunHandle;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::event::{BusEvent, BusTally, Event};
@@ -192,8 +192,62 @@ fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
     assert_eq!(r.workers_lost, 1);
     let t = tally(&events);
     assert_eq!(t, BusTally::default(), "nothing dropped in a clean run");
+    // The pool is kept at strength: a replacement starts and joins.
+    let replacement = events
+        .iter()
+        .find_map(|e| match e {
+            Event::WorkerStarted {
+                worker: 2, os_id, ..
+            } => Some(*os_id),
+            _ => None,
+        })
+        .expect("a replacement for the killed worker");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Bus(BusEvent::WorkerJoined {
+                worker: 2,
+                local: true,
+                ..
+            })
+        )),
+        "the replacement joined"
+    );
+    pids.push(replacement);
     for pid in pids {
         assert!(!running(pid), "worker {pid} outlived the run");
+    }
+}
+
+/// Local workers are replaced up to twice the local pool; once none is left
+/// and no remote worker is expected, the run fails saying so.
+#[test]
+fn a_local_pool_out_of_replacements_fails_the_run_with_a_reason() {
+    let h = start(bus_spec(1, 3, 400_000_000, 7, params(0, 250)), options()).unwrap();
+    // Worker 0 dies on task 0; worker 1 replaces it, and dies on task 1, which
+    // still has its retry: but a pool of 1 gets only one replacement.
+    let mut pids = Vec::new();
+    let mut killed = Vec::new();
+    let r = finish_watching(h, 60, |e| match e {
+        Event::WorkerStarted { os_id, .. } => pids.push(os_id),
+        Event::TaskStarted { task, worker, .. } if task == worker && task < 2 => {
+            let pid = pids[worker as usize];
+            sigkill(pid);
+            killed.push(pid);
+        }
+        _ => {}
+    });
+    assert_eq!(killed.len(), 2, "both workers were killed on their task");
+    assert_eq!(pids.len(), 2, "one replacement, not more: {pids:?}");
+    assert_eq!(r.status, RunStatus::Failed);
+    let why = r.reason.unwrap();
+    assert!(
+        why.contains("worker 1") && why.contains("no worker is left to run the remaining tasks"),
+        "{why}"
+    );
+    assert_eq!(r.workers_lost, 2);
+    for pid in pids {
+        assert!(!running(pid), "worker {pid} was not reaped");
     }
 }
 
