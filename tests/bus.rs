@@ -986,6 +986,39 @@ fn a_worker_with_short_tasks_gets_the_next_one_early() {
     finish(h, 30);
 }
 
+/// A remote worker's CPU time is what it reports, a running total: a task's
+/// is the difference between two reports, the run's the last one, as user time.
+#[test]
+fn a_remote_workers_cpu_is_counted_as_it_reports_it() {
+    let (numbers, seed) = (1000, 5);
+    let h = start(bus_spec(1, 2, numbers, seed, params(1, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let p = Peer::new(&z, &endpoint);
+    join(&p, &token, BUS_PROTOCOL);
+    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    for cpu_ns in [1_250_000_000, 3_000_000_000] {
+        let task = match p.recv_real() {
+            Message::Task { task, .. } => task,
+            m => panic!("not a task: {m:?}"),
+        };
+        p.send(&Message::Done {
+            task,
+            sum: task_sum(seed, task as u64, numbers),
+            cpu_ns,
+            latency_ms: vec![],
+        });
+    }
+    let (_, r) = finish(h, 30);
+    assert_complete_and_right(&r, seed, numbers);
+    let mut cpu: Vec<_> = r.task_timeline.iter().map(|t| (t.task, t.cpu_s)).collect();
+    cpu.sort_by_key(|&(task, _)| task);
+    assert_eq!(cpu, [(0, 1.25), (1, 1.75)]);
+    // The master's own time on top is a few milliseconds at most.
+    assert!(r.user_s >= 3.0 && r.user_s < 3.2, "user {} s", r.user_s);
+    assert!(r.sys_s < 0.2, "sys {} s", r.sys_s);
+}
+
 #[test]
 fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
     // A sum past u64's range (it used to wrap the run's total, status ok) and
