@@ -244,6 +244,60 @@ mod tests {
         }
     }
 
+    /// Takes the worker's hello, then fails every write, keeping what was
+    /// refused.
+    struct BrokenAfterHello {
+        hello_left: usize,
+        refused: Vec<Vec<u8>>,
+    }
+
+    impl Write for BrokenAfterHello {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.hello_left > 0 {
+                let n = buf.len().min(self.hello_left);
+                self.hello_left -= n;
+                return Ok(n);
+            }
+            self.refused.push(buf.to_vec());
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_broken_pipe_stops_the_running_task_at_its_next_report() {
+        let mut hello = Vec::new();
+        let pid = std::process::id();
+        write_frame(&mut hello, &Message::Hello { pid }).unwrap();
+        let mut input = Vec::new();
+        // Seconds of work: the first progress report, due after 50 ms, fails.
+        let task = Message::Task {
+            task: 0,
+            seed: 1,
+            numbers: 4_000_000_000,
+            workload: WorkloadKind::Cpu,
+            io: None,
+        };
+        write_frame(&mut input, &task).unwrap();
+        let mut out = BrokenAfterHello {
+            hello_left: hello.len(),
+            refused: Vec::new(),
+        };
+        let err = serve(&mut &input[..], &mut out).unwrap_err();
+        assert!(matches!(err, ServeError::Pipe(_)), "{err}");
+        assert_eq!(out.hello_left, 0, "the hello went through");
+        // The one write refused is the first report; the task stopped there:
+        // no more reports, and no result.
+        assert_eq!(out.refused.len(), 1);
+        let report = read_frame(&mut &out.refused[0][..]).unwrap();
+        assert!(
+            matches!(report, Message::Progress { task: 0, done, .. } if done > 0),
+            "{report:?}"
+        );
+    }
+
     #[test]
     fn garbage_input_is_an_error_not_a_panic() {
         let mut out = Vec::new();
