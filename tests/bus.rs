@@ -1123,6 +1123,49 @@ fn a_bus_whose_workers_never_join_says_it_waits_then_fails_after_its_join_timeou
     assert!(out.contains("failed: no worker joined within 1 s"), "{out}");
 }
 
+/// While remote workers are missing, the master says how many have joined
+/// once per change, not on every check; a bus of local workers never says it.
+#[test]
+fn waiting_for_workers_is_said_once_per_change_and_only_for_remote_ones() {
+    let h = start(bus_spec(2, 2, 1000, 1, params(2, 250)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    // Dozens of the master's 10 ms checks pass between joins.
+    std::thread::sleep(Duration::from_millis(300));
+    let a = Peer::new(&z, &endpoint);
+    join_from(&a, &token, BUS_PROTOCOL, "peer-a", 11);
+    assert!(matches!(a.recv_real(), Message::Welcome { .. }));
+    std::thread::sleep(Duration::from_millis(300));
+    let b = Peer::new(&z, &endpoint);
+    join_from(&b, &token, BUS_PROTOCOL, "peer-b", 12);
+    assert!(matches!(b.recv_real(), Message::Welcome { .. }));
+    std::thread::sleep(Duration::from_millis(300));
+    h.cancel();
+    let (events, _) = finish(h, 10);
+    let waiting: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bus(BusEvent::Waiting {
+                joined, expected, ..
+            }) => Some((*joined, *expected)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waiting, [(0, 2), (1, 2)]);
+
+    let (events, r) = finish(
+        start(bus_spec(2, 2, 1000, 1, params(0, 250)), options()).unwrap(),
+        30,
+    );
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::Waiting { .. }))),
+        "a local bus waits for no one to join"
+    );
+}
+
 #[test]
 fn a_workload_every_connected_worker_declines_fails_the_run_with_their_reasons() {
     let h = start(bus_spec(2, 4, 1000, 1, params(2, 250)), options()).unwrap();
