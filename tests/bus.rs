@@ -219,6 +219,37 @@ fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
     }
 }
 
+/// Local workers told to stop at the run's end leave by themselves (the run
+/// just before checks that none is counted); one that cannot, held by
+/// SIGSTOP, is killed after the grace and counted as such.
+#[test]
+fn a_local_worker_that_does_not_stop_when_told_is_killed_and_counted() {
+    let h = start(bus_spec(2, 1, 1_000_000_000, 2, params(0, 1000)), options()).unwrap();
+    let mut pids = std::collections::BTreeMap::new();
+    let mut joined = 0;
+    let mut busy = None;
+    // The one task runs on one worker; the other, once joined, idles.
+    let idle = wait_for(&h, 30, |e| {
+        match e {
+            Event::WorkerStarted { worker, os_id, .. } => {
+                pids.insert(*worker, *os_id);
+            }
+            Event::TaskStarted { worker, .. } => busy = Some(*worker),
+            Event::Bus(BusEvent::WorkerJoined { local: true, .. }) => joined += 1,
+            _ => {}
+        }
+        match busy {
+            Some(b) if joined == 2 => Some(pids[&(1 - b)]),
+            _ => None,
+        }
+    });
+    unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
+    let (events, r) = finish(h, 30);
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert_eq!(tally(&events).stuck_at_end, 1);
+    assert!(!running(idle), "the stopped worker {idle} outlived the run");
+}
+
 /// Local workers are replaced up to twice the local pool; once none is left
 /// and no remote worker is expected, the run fails saying so.
 #[test]
@@ -454,6 +485,7 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
             unexpected: 4,
             duplicates: 1,
             refused: 2,
+            stuck_at_end: 0,
         }
     );
     // The first 32 drops (of 40) are reported, each naming who sent what was

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::backends::InFlight;
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::backends::ledger::{Ledger, RetryPolicy};
-use crate::metrics::clocks::{CpuTimes, reap_child};
+use crate::metrics::clocks::{ChildExit, CpuTimes, reap_child};
 use crate::report::event::{BusEvent, BusTally, Event, join_command};
 use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
@@ -403,12 +403,17 @@ impl<'a> Master<'a> {
             .enumerate()
             .filter(|(_, c)| c.alive)
         {
-            if graceful && told.contains(&i) {
+            let asked_to_stop = graceful && told.contains(&i);
+            if asked_to_stop {
                 wait_child_exited(c.pid, deadline);
             }
             kill(c.pid);
-            if let Some((_, cpu)) = reap_child(c.pid) {
+            if let Some((exit, cpu)) = reap_child(c.pid) {
                 self.ledger.add_cpu(cpu);
+                // A worker told to stop leaves by itself, with status 0.
+                if asked_to_stop && exit != ChildExit::Code(0) {
+                    self.tally.stuck_at_end += 1;
+                }
             }
             c.alive = false;
         }
