@@ -378,4 +378,59 @@ mod tests {
         plan.answered(0, right, 1.0).unwrap();
         assert_eq!(plan.next(), Step::Request { r: 1 });
     }
+
+    /// A latency service of the test's own on loopback: `serve` gets each
+    /// connection.
+    fn fake_service(serve: fn(std::net::TcpStream)) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                serve(conn);
+            }
+        });
+        addr
+    }
+
+    /// Cancels the run once `after` has passed.
+    struct CancelAfter(Instant);
+
+    impl TaskEnv for CancelAfter {
+        fn cancelled(&self) -> bool {
+            Instant::now() >= self.0
+        }
+        fn progress(&mut self, _: u64) {}
+    }
+
+    #[test]
+    fn a_request_waiting_when_the_run_is_cancelled_ends_the_task_as_cancelled_not_failed() {
+        // Holds every connection open and never answers.
+        let addr = fake_service(|conn| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                drop(conn);
+            });
+        });
+        let mut io = input(WorkloadKind::Io, 0, 2);
+        io.io_addr = Some(addr);
+        let mut env = CancelAfter(Instant::now() + Duration::from_millis(100));
+        assert_eq!(run_task(&mut env, &io).unwrap_err(), TaskError::Cancelled);
+    }
+
+    #[test]
+    fn a_request_the_service_drops_fails_the_task_with_the_reason() {
+        let addr = fake_service(drop);
+        let mut io = input(WorkloadKind::Io, 0, 2);
+        io.io_addr = Some(addr);
+        let mut env = CancelAfter(Instant::now() + Duration::from_secs(60));
+        let TaskError::Failed(why) = run_task(&mut env, &io).unwrap_err() else {
+            panic!("a dropped connection is a failure, not a cancel");
+        };
+        assert!(
+            why.starts_with(&format!(
+                "task 3: request 0 to the latency service at {addr} failed: "
+            )),
+            "{why}"
+        );
+    }
 }
