@@ -1155,6 +1155,35 @@ fn a_bus_whose_workers_never_join_says_it_waits_then_fails_after_its_join_timeou
     assert!(out.contains("failed: no worker joined within 1 s"), "{out}");
 }
 
+/// The master beats once per heartbeat period, not on every turn of its loop.
+#[test]
+fn the_master_sends_one_heartbeat_per_period() {
+    let h = start(bus_spec(1, 1, 1000, 1, params(1, 100)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let p = Peer::new(&z, &endpoint);
+    join(&p, &token, BUS_PROTOCOL);
+    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    // Hold the task, answering each beat, for a second: about 10 beats.
+    let mut beats = 0;
+    let until = Instant::now() + Duration::from_secs(1);
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if p.s.poll(zmq::POLLIN, left.as_millis() as i64).unwrap() == 0 {
+            continue;
+        }
+        if let Message::Heartbeat {} = p.recv() {
+            beats += 1;
+            p.send(&Message::Heartbeat {});
+        }
+    }
+    // Loose below (a busy machine delays beats), tight enough above to tell
+    // a beat per period from one per 10 ms turn.
+    assert!((3..=20).contains(&beats), "{beats} beats in 1 s at 100 ms");
+    h.cancel();
+    drop(p);
+    finish(h, 10);
+}
+
 /// While remote workers are missing, the master says how many have joined
 /// once per change, not on every check; a bus of local workers never says it.
 #[test]
