@@ -13,9 +13,10 @@ use scalelab::engine::RunHandle;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::event::{BusEvent, BusTally, Event};
 use scalelab::report::{RunReport, RunStatus};
-use scalelab::spec::{BackendKind, BusParams, RunSpec};
+use scalelab::spec::{BackendKind, BusParams, IoParams, RunSpec, WorkloadKind};
 use scalelab::wire::{self, BUS_PROTOCOL, Message};
 use scalelab::workload::cpu::task_sum;
+use scalelab::workload::io::io_sum;
 
 const EXE: &str = env!("CARGO_BIN_EXE_scalelab");
 
@@ -248,6 +249,73 @@ fn a_local_worker_that_does_not_stop_when_told_is_killed_and_counted() {
     assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
     assert_eq!(tally(&events).stuck_at_end, 1);
     assert!(!running(idle), "the stopped worker {idle} outlived the run");
+}
+
+/// A local worker that never joins is given up on after the join grace (10 s)
+/// and replaced; one that joined is not, however long it has been running.
+#[test]
+fn a_local_worker_that_never_joins_is_replaced_after_the_grace_and_no_other() {
+    // The first worker started sleeps instead of joining; the others are real.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif mkdir '{}/first' 2>/dev/null; then exec sleep 60; fi\nexec '{EXE}' \"$@\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A fork elsewhere in this binary may briefly hold the file open for writing.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut opts = options();
+    opts.worker_exe = Some(script);
+    // 16 s of waiting on the latency service for one worker, however busy
+    // the machine: past the grace, with work left for the replacement.
+    let mut s = bus_spec(2, 8, 0, 6, params(0, 250));
+    s.workload = WorkloadKind::Io;
+    s.io = IoParams {
+        requests: 20,
+        latency_ms: 100,
+    };
+    let h = start(s, opts).unwrap();
+    let mut started = Vec::new();
+    let (events, r) = finish(h, 120);
+    for e in &events {
+        if let Event::WorkerStarted { worker, os_id, .. } = e {
+            started.push((*worker, *os_id));
+        }
+    }
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    let expected: Vec<_> = (0..8).map(|t| Some(io_sum(6, t, 20))).collect();
+    assert_eq!(r.sums, expected);
+    let lost: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerLost { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    // "worker 0 (pid N) did not join in time and was killed by signal 9"
+    let sleeper: u32 = lost[0]
+        .strip_prefix("worker 0 (pid ")
+        .and_then(|rest| rest.split_once(") did not join in time"))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{lost:?}"));
+    assert!(
+        r.wall_s > 10.0,
+        "the run outlasted the grace: {} s",
+        r.wall_s
+    );
+    // A worker counts as started once it joins: the real one, and the
+    // replacement.
+    let workers: Vec<u32> = started.iter().map(|&(w, _)| w).collect();
+    assert_eq!(workers, [1, 2], "{started:?}");
+    for pid in started.into_iter().map(|(_, pid)| pid).chain([sleeper]) {
+        assert!(!running(pid), "worker {pid} outlived the run");
+    }
 }
 
 /// Local workers are replaced up to twice the local pool; once none is left
