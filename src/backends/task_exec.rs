@@ -433,4 +433,34 @@ mod tests {
             "{why}"
         );
     }
+
+    #[test]
+    fn each_request_is_timed_in_milliseconds_as_it_waits_for_its_answer() {
+        // Answers every request right, after 30 ms.
+        let addr = fake_service(|mut conn| {
+            use std::io::{Read, Write};
+            std::thread::spawn(move || {
+                let mut msg = [0u8; crate::workload::io::REQUEST_LEN];
+                while conn.read_exact(&mut msg).is_ok() {
+                    let (task, r) = crate::workload::io::decode_request(&msg);
+                    std::thread::sleep(Duration::from_millis(30));
+                    let answer = crate::workload::io::encode_answer(io_payload(9, task, r));
+                    if conn.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        });
+        let mut io = input(WorkloadKind::Io, 0, 3);
+        io.io_addr = Some(addr);
+        let mut env = CancelAfter(Instant::now() + Duration::from_secs(60));
+        let out = run_task(&mut env, &io).unwrap();
+        assert_eq!(out.sum, io_sum(9, 3, 3));
+        assert_eq!(out.latencies_ms.len(), 3);
+        // At least the service's 30 ms; far less than a second on any machine
+        // that runs these tests.
+        for ms in out.latencies_ms {
+            assert!((30.0..1000.0).contains(&ms), "{ms} ms");
+        }
+    }
 }
