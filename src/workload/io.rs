@@ -249,4 +249,71 @@ mod tests {
         assert!(page.contains("`02 00 61 62`, answered `01`") && TOKEN_ACCEPTED == 1);
         assert_eq!(decode_answer(&encode_answer(u64::MAX - 3)), u64::MAX - 3);
     }
+
+    /// A service of the test's own on loopback; `serve` gets each connection
+    /// on a thread of its own.
+    fn fake_service(serve: fn(TcpStream)) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(conn));
+            }
+        });
+        addr
+    }
+
+    /// Accepts the token "right" and refuses any other.
+    fn token_checker(mut conn: TcpStream) {
+        let mut len = [0u8; 2];
+        if conn.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut token = vec![0u8; u16::from_le_bytes(len) as usize];
+        if conn.read_exact(&mut token).is_err() {
+            return;
+        }
+        let answer = if token == b"right" { TOKEN_ACCEPTED } else { 0 };
+        let _ = conn.write_all(&[answer]);
+        // Hold the connection until the client is done with it.
+        let _ = conn.read(&mut [0u8; 1]);
+    }
+
+    #[test]
+    fn a_connection_presents_its_token_and_goes_on_only_once_accepted() {
+        let addr = fake_service(token_checker);
+        assert!(IoClient::connect_with(addr, Some("right")).is_ok());
+        let refused = IoClient::connect_with(addr, Some("wrong")).err().unwrap();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            refused
+                .to_string()
+                .contains("did not accept the run's token")
+        );
+    }
+
+    #[test]
+    fn a_request_with_no_answer_gives_up_after_its_time_and_one_cancelled_stops() {
+        // Holds each connection open and never answers.
+        let addr = fake_service(|mut conn| {
+            let _ = conn.read_to_end(&mut Vec::new());
+        });
+        let mut c = IoClient::connect(addr).unwrap();
+        let e = c
+            .request(0, 0, Duration::from_millis(100), &|| false)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(e.to_string(), "no answer within 100ms");
+        let e = c
+            .request(0, 1, Duration::from_secs(60), &|| true)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+    }
+
+    #[test]
+    fn tokens_that_differ_in_two_places_are_not_the_same() {
+        // Differences that cancel out when folded with ^ instead of |.
+        assert!(!same_token("ab", "ba"));
+        assert!(same_token("ab", "ab"));
+    }
 }
