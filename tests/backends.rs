@@ -162,16 +162,16 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
     let t = Instant::now();
     let mut lost = Vec::new();
-    let r = finish_watching(h, 60, |e| {
-        if let Event::WorkerLost {
+    let mut replacements = Vec::new();
+    let r = finish_watching(h, 60, |e| match e {
+        Event::WorkerLost {
             os_id,
             reason,
             requeued,
             ..
-        } = e
-        {
-            lost.push((os_id, reason, requeued));
-        }
+        } => lost.push((os_id, reason, requeued)),
+        Event::WorkerStarted { worker, os_id, .. } => replacements.push((worker, os_id)),
+        _ => {}
     });
     assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
     assert_eq!(lost.len(), 1, "{lost:?}");
@@ -182,7 +182,10 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
     assert_eq!(r.sums, expected);
     assert_eq!(r.workers_lost, 1);
     assert!(t.elapsed() < Duration::from_secs(60));
-    for pid in pids {
+    // The pool is kept at strength: worker 2 replaces worker 0.
+    assert_eq!(replacements.len(), 1, "{replacements:?}");
+    assert_eq!(replacements[0].0, 2);
+    for pid in pids.into_iter().chain([replacements[0].1]) {
         assert!(!process_exists(pid), "worker {pid} outlived the run");
     }
 }
