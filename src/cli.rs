@@ -982,8 +982,8 @@ fn print_bus_event(e: &BusEvent) {
             eprintln!("scalelab: refused a worker ({peer}): {reason}")
         }
         BusEvent::Tally(t) if *t != Default::default() => eprintln!(
-            "scalelab: bus dropped {} malformed, {} oversize, {} unexpected, {} duplicate frame(s); refused {} join(s); killed {} local worker(s) that did not stop when told",
-            t.malformed, t.oversize, t.unexpected, t.duplicates, t.refused, t.stuck_at_end
+            "scalelab: bus dropped {} malformed, {} oversize, {} unexpected, {} duplicate frame(s); refused {} join(s)",
+            t.malformed, t.oversize, t.unexpected, t.duplicates, t.refused
         ),
         _ => {}
     }

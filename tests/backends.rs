@@ -190,6 +190,48 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
     }
 }
 
+/// Workers leave by themselves once their input closes at the run's end (the
+/// run above checks that no other is lost); one that cannot, held by
+/// SIGSTOP, is killed after the grace and reported lost.
+#[test]
+fn a_worker_that_does_not_stop_at_the_end_is_killed_and_reported_lost() {
+    let (h, pids, seen) = long_process_run(2, 1);
+    let mut busy = seen.iter().find_map(|e| match e {
+        Event::TaskStarted { worker, .. } => Some(*worker),
+        _ => None,
+    });
+    while busy.is_none() {
+        if let Event::TaskStarted { worker, .. } =
+            h.events.recv_timeout(Duration::from_secs(10)).unwrap()
+        {
+            busy = Some(worker);
+        }
+    }
+    let idle = pids[1 - busy.unwrap() as usize];
+    unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
+    let mut lost = Vec::new();
+    let r = finish_watching(h, 60, |e| {
+        if let Event::WorkerLost { os_id, reason, .. } = e {
+            lost.push((os_id, reason));
+        }
+    });
+    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].0, idle);
+    assert!(
+        lost[0].1.ends_with(
+            "did not stop within 1 s of its input closing at the run's end and was killed by signal 9"
+        ),
+        "{}",
+        lost[0].1
+    );
+    assert_eq!(r.workers_lost, 1);
+    assert!(
+        !process_exists(idle),
+        "the stopped worker {idle} outlived the run"
+    );
+}
+
 #[test]
 fn a_task_whose_workers_keep_dying_fails_the_run_with_a_reason() {
     let (h, pids, _) = long_process_run(1, 1);

@@ -221,10 +221,10 @@ fn a_local_worker_killed_mid_run_loses_and_doubles_nothing() {
 }
 
 /// Local workers told to stop at the run's end leave by themselves (the run
-/// just before checks that none is counted); one that cannot, held by
-/// SIGSTOP, is killed after the grace and counted as such.
+/// just before checks that no other is lost); one that cannot, held by
+/// SIGSTOP, is killed after the grace and reported lost.
 #[test]
-fn a_local_worker_that_does_not_stop_when_told_is_killed_and_counted() {
+fn a_local_worker_that_does_not_stop_when_told_is_killed_and_reported_lost() {
     let h = start(bus_spec(2, 1, 1_000_000_000, 2, params(0, 1000)), options()).unwrap();
     let mut pids = std::collections::BTreeMap::new();
     let mut joined = 0;
@@ -247,7 +247,23 @@ fn a_local_worker_that_does_not_stop_when_told_is_killed_and_counted() {
     unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
     let (events, r) = finish(h, 30);
     assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
-    assert_eq!(tally(&events).stuck_at_end, 1);
+    let lost: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerLost { os_id, reason, .. } => Some((*os_id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].0, idle);
+    assert!(
+        lost[0].1.ends_with(
+            "did not stop within 1 s of being told at the run's end and was killed by signal 9"
+        ),
+        "{}",
+        lost[0].1
+    );
+    assert_eq!(r.workers_lost, 1);
     assert!(!running(idle), "the stopped worker {idle} outlived the run");
 }
 
@@ -553,7 +569,6 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
             unexpected: 4,
             duplicates: 1,
             refused: 2,
-            stuck_at_end: 0,
         }
     );
     // The first 32 drops (of 40) are reported, each naming who sent what was

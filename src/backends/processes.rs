@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use super::InFlight;
 use super::ledger::{Ledger, RetryPolicy};
 use crate::backends::context::{BackendOutcome, RunContext};
-use crate::metrics::clocks::{kill_child as kill, reap_child, wait_child_exited};
+use crate::metrics::clocks::{ChildExit, kill_child as kill, reap_child, wait_child_exited};
 use crate::report::event::{Event, WorkerKind};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
 
@@ -298,8 +298,24 @@ impl<'a> Pool<'a> {
                 wait_child_exited(c.pid, deadline);
             }
             kill(c.pid);
-            if let Some((_, cpu)) = reap_child(c.pid) {
+            if let Some((exit, cpu)) = reap_child(c.pid) {
                 self.ledger.add_cpu(cpu);
+                // A worker whose input closes leaves by itself, with status 0;
+                // one that did not is a worker lost, and said so.
+                if graceful && exit != ChildExit::Code(0) {
+                    self.ledger.worker_lost();
+                    self.ctx.emit(Event::WorkerLost {
+                        worker: c.worker,
+                        os_id: c.pid,
+                        reason: format!(
+                            "worker {} (pid {}) did not stop within {} s of its input closing at the run's end and {exit}",
+                            c.worker,
+                            c.pid,
+                            EXIT_GRACE.as_secs()
+                        ),
+                        requeued: None,
+                    });
+                }
             }
             c.alive = false;
         }

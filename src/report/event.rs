@@ -168,8 +168,7 @@ pub fn join_command(endpoint: &str, token: &str, server_key: Option<&str>) -> St
     cmd
 }
 
-/// What went wrong on the bus during a run, by cause: frames the master
-/// dropped, joins it refused, local workers that would not stop.
+/// What the bus master dropped during a run, by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusTally {
     /// Frames that are not a valid message, or not one frame.
@@ -182,8 +181,4 @@ pub struct BusTally {
     pub duplicates: u64,
     /// Joins refused.
     pub refused: u64,
-    /// Local workers told to stop at the run's end that did not leave by
-    /// themselves within the grace, and were killed.
-    #[serde(default)]
-    pub stuck_at_end: u64,
 }

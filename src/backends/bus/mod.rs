@@ -410,9 +410,21 @@ impl<'a> Master<'a> {
             kill(c.pid);
             if let Some((exit, cpu)) = reap_child(c.pid) {
                 self.ledger.add_cpu(cpu);
-                // A worker told to stop leaves by itself, with status 0.
+                // A worker told to stop leaves by itself, with status 0; one
+                // that did not is a worker lost, and said so.
                 if asked_to_stop && exit != ChildExit::Code(0) {
-                    self.tally.stuck_at_end += 1;
+                    self.ledger.worker_lost();
+                    self.ctx.emit(Event::WorkerLost {
+                        worker: c.worker,
+                        os_id: c.pid,
+                        reason: format!(
+                            "worker {} (pid {}) did not stop within {} s of being told at the run's end and {exit}",
+                            c.worker,
+                            c.pid,
+                            EXIT_GRACE.as_secs()
+                        ),
+                        requeued: None,
+                    });
                 }
             }
             c.alive = false;
