@@ -880,11 +880,17 @@ fn cancelling_a_bus_run_ends_its_local_workers() {
     });
     let t = Instant::now();
     h.cancel();
-    let (_, r) = finish(h, 5);
+    let (events, r) = finish(h, 5);
     // How fast cancel is, is a benchmark (compare's limits in BENCHMARKS.md);
     // here other tests share the cores, so only a gross delay fails.
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(r.status, RunStatus::Cancelled);
+    // Killed on purpose, not lost.
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::WorkerLost { .. })),
+        "{events:?}"
+    );
+    assert_eq!(r.workers_lost, 0);
     for pid in pids {
         assert!(!common::process_exists(pid), "child {pid} left behind");
     }

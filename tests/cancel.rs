@@ -68,6 +68,8 @@ fn cancel_ends_every_backend_and_workload_mid_task() {
         );
         assert_eq!(r.status, RunStatus::Cancelled);
         assert!(r.sums.iter().all(Option::is_none), "no task finished");
+        // Workers ended by a cancel are ended on purpose, not lost.
+        assert_eq!(r.workers_lost, 0, "{backend} {workload}");
         assert_eq!(scalelab_threads(), Vec::<String>::new(), "{backend}");
         if backend == BackendKind::Processes {
             for pid in workers {
