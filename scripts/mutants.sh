@@ -58,8 +58,9 @@ case "$scope" in
   kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
   io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test=backends) ;;
   wire) files=(src/wire.rs); tests=(--lib --test=bus_wire_props --test=bus) ;;
-  report) files=(src/report/mod.rs src/report/export.rs src/report/history.rs src/metrics/clocks.rs
-    src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs)
+  report) files=(src/report/mod.rs src/report/event.rs src/report/export.rs src/report/history.rs
+    src/metrics/clocks.rs src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs
+    src/metrics/procinfo.rs)
     tests=(--lib --test=backends --test=gui_app) ;;
   engine) files=(src/engine/mod.rs src/engine/calibrate.rs src/engine/sampler.rs)
     tests=(--lib --test=backends --test=cancel --test=models) ;;

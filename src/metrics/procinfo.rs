@@ -138,4 +138,65 @@ mod tests {
         assert!(!is_running(pid));
         assert!(before.threads >= 1 && before.rss_kib > 0);
     }
+
+    #[test]
+    fn this_process_reads_as_alive_under_its_parent() {
+        let parent = unsafe { libc::getppid() } as u32;
+        let (ppid, state) = ppid_and_state(std::process::id()).unwrap();
+        assert_eq!(ppid, parent);
+        // The harness's main thread waits for this test's: running or asleep.
+        assert!(matches!(state, 'R' | 'S'), "{state}");
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped below with reap_child
+    fn a_dead_child_not_yet_reaped_is_not_running() {
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let state = settle(
+            Duration::from_secs(5),
+            || ppid_and_state(pid).map(|(_, s)| s),
+            |s| *s == Some('Z'),
+        );
+        assert_eq!(state, Some('Z'));
+        assert!(!is_running(pid), "a zombie runs no more");
+        crate::metrics::clocks::reap_child(pid).unwrap();
+    }
+
+    #[test]
+    fn the_snapshot_counts_what_this_process_holds() {
+        // Resident memory as the kernel states it in kB (`VmRSS`), read
+        // right after: the two agree within a quarter.
+        let s = snapshot();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_rss: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap();
+        let ratio = s.rss_kib as f64 / vm_rss as f64;
+        assert!(
+            (0.75..1.25).contains(&ratio),
+            "{} KiB vs VmRSS {vm_rss} kB",
+            s.rss_kib
+        );
+        // Three descriptors held open are counted (other tests of this
+        // binary open and close theirs, so no exact count holds here), and
+        // this test runs on a thread beside the harness's own.
+        let files: Vec<_> = (0..3)
+            .map(|_| std::fs::File::open("/proc/self/stat").unwrap())
+            .collect();
+        let now = snapshot();
+        assert!(now.fds >= files.len() && now.threads >= 2, "{now:?}");
+    }
+
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name(), kernel.trim());
+    }
 }

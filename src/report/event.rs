@@ -182,3 +182,20 @@ pub struct BusTally {
     /// Joins refused.
     pub refused: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_join_command_names_the_endpoint_and_token_and_quotes_a_key() {
+        assert_eq!(
+            join_command("tcp://10.0.0.5:5555", "abc123", None),
+            "scalelab worker --connect tcp://10.0.0.5:5555 --token abc123"
+        );
+        assert_eq!(
+            join_command("tcp://h:1", "t", Some("-a$b&c<d")),
+            "scalelab worker --connect tcp://h:1 --token t --server-key='-a$b&c<d'"
+        );
+    }
+}
