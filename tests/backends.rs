@@ -195,7 +195,15 @@ fn a_killed_child_is_replaced_and_its_task_rerun() {
 /// SIGSTOP, is killed after the grace and reported lost.
 #[test]
 fn a_worker_that_does_not_stop_at_the_end_is_killed_and_reported_lost() {
-    let (h, pids, seen) = long_process_run(2, 1);
+    let (h, _, seen) = long_process_run(2, 1);
+    // Workers say hello in any order: map them by number.
+    let pid_of: std::collections::BTreeMap<u32, u32> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerStarted { worker, os_id, .. } => Some((*worker, *os_id)),
+            _ => None,
+        })
+        .collect();
     let mut busy = seen.iter().find_map(|e| match e {
         Event::TaskStarted { worker, .. } => Some(*worker),
         _ => None,
@@ -207,7 +215,7 @@ fn a_worker_that_does_not_stop_at_the_end_is_killed_and_reported_lost() {
             busy = Some(worker);
         }
     }
-    let idle = pids[1 - busy.unwrap() as usize];
+    let idle = pid_of[&(1 - busy.unwrap())];
     unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
     let mut lost = Vec::new();
     let r = finish_watching(h, 60, |e| {
