@@ -264,7 +264,7 @@ fn env_cancelled(env: &impl TaskEnv) -> bool {
 mod tests {
     use super::*;
     use crate::workload::cpu::task_sum;
-    use crate::workload::io::io_sum;
+    use crate::workload::io::{fake_service, io_sum};
 
     fn input(workload: WorkloadKind, numbers: u64, requests: u32) -> TaskInput {
         TaskInput {
@@ -379,19 +379,6 @@ mod tests {
         assert_eq!(plan.next(), Step::Request { r: 1 });
     }
 
-    /// A latency service of the test's own on loopback: `serve` gets each
-    /// connection.
-    fn fake_service(serve: fn(std::net::TcpStream)) -> SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                serve(conn);
-            }
-        });
-        addr
-    }
-
     /// Cancels the run once `after` has passed.
     struct CancelAfter(Instant);
 
@@ -406,10 +393,8 @@ mod tests {
     fn a_request_waiting_when_the_run_is_cancelled_ends_the_task_as_cancelled_not_failed() {
         // Holds every connection open and never answers.
         let addr = fake_service(|conn| {
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(30));
-                drop(conn);
-            });
+            std::thread::sleep(Duration::from_secs(30));
+            drop(conn);
         });
         let mut io = input(WorkloadKind::Io, 0, 2);
         io.io_addr = Some(addr);
@@ -439,17 +424,15 @@ mod tests {
         // Answers every request right, after 30 ms.
         let addr = fake_service(|mut conn| {
             use std::io::{Read, Write};
-            std::thread::spawn(move || {
-                let mut msg = [0u8; crate::workload::io::REQUEST_LEN];
-                while conn.read_exact(&mut msg).is_ok() {
-                    let (task, r) = crate::workload::io::decode_request(&msg);
-                    std::thread::sleep(Duration::from_millis(30));
-                    let answer = crate::workload::io::encode_answer(io_payload(9, task, r));
-                    if conn.write_all(&answer).is_err() {
-                        return;
-                    }
+            let mut msg = [0u8; crate::workload::io::REQUEST_LEN];
+            while conn.read_exact(&mut msg).is_ok() {
+                let (task, r) = crate::workload::io::decode_request(&msg);
+                std::thread::sleep(Duration::from_millis(30));
+                let answer = crate::workload::io::encode_answer(io_payload(9, task, r));
+                if conn.write_all(&answer).is_err() {
+                    return;
                 }
-            });
+            }
         });
         let mut io = input(WorkloadKind::Io, 0, 3);
         io.io_addr = Some(addr);

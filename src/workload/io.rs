@@ -186,6 +186,20 @@ impl IoClient {
     }
 }
 
+/// A service of a test's own on loopback, for the clients' tests here and in
+/// the backends: `serve` gets each connection on a thread of its own.
+#[cfg(test)]
+pub(crate) fn fake_service(serve: fn(TcpStream)) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(conn));
+        }
+    });
+    addr
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,19 +262,6 @@ mod tests {
         assert_eq!(encode_token("ab"), [2, 0, b'a', b'b']);
         assert!(page.contains("`02 00 61 62`, answered `01`") && TOKEN_ACCEPTED == 1);
         assert_eq!(decode_answer(&encode_answer(u64::MAX - 3)), u64::MAX - 3);
-    }
-
-    /// A service of the test's own on loopback; `serve` gets each connection
-    /// on a thread of its own.
-    fn fake_service(serve: fn(TcpStream)) -> SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                std::thread::spawn(move || serve(conn));
-            }
-        });
-        addr
     }
 
     /// Accepts the token "right" and refuses any other.
