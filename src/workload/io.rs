@@ -317,4 +317,71 @@ mod tests {
         assert!(!same_token("ab", "ba"));
         assert!(same_token("ab", "ab"));
     }
+
+    /// Reads one request, then resets the connection (SO_LINGER 0: an RST,
+    /// not a FIN).
+    fn resets_after_a_request(mut conn: TcpStream) {
+        use std::os::fd::AsRawFd;
+        let _ = conn.read_exact(&mut [0u8; REQUEST_LEN]);
+        let off = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads the linger struct we own, on our socket.
+        unsafe {
+            libc::setsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&off as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
+    #[test]
+    fn a_reset_connection_fails_the_request_at_once_with_the_reset() {
+        let addr = fake_service(resets_after_a_request);
+        let mut c = IoClient::connect(addr).unwrap();
+        let e = c
+            .request(0, 0, Duration::from_secs(30), &|| false)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    }
+
+    #[test]
+    fn a_signal_while_waiting_for_an_answer_does_not_end_the_request() {
+        // SIGUSR2 interrupts a blocking read (EINTR) instead of ending us.
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: a handler that does nothing, installed for SIGUSR2 only.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as *const () as usize;
+            libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+        }
+        // Answers each request after 300 ms.
+        let addr = fake_service(|mut conn| {
+            let mut msg = [0u8; REQUEST_LEN];
+            while conn.read_exact(&mut msg).is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+                let (task, r) = decode_request(&msg);
+                if conn.write_all(&encode_answer(payload(1, task, r))).is_err() {
+                    return;
+                }
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let mut c = IoClient::connect(addr).unwrap();
+            c.request(4, 2, Duration::from_secs(30), &|| false)
+        });
+        let thread = rx.recv().unwrap();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(40));
+            // SAFETY: the waiter thread is alive until it has its answer.
+            unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+        }
+        assert_eq!(waiter.join().unwrap().unwrap(), payload(1, 4, 2));
+    }
 }
