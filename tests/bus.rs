@@ -271,7 +271,8 @@ fn a_local_worker_that_does_not_stop_when_told_is_killed_and_reported_lost() {
 /// and replaced; one that joined is not, however long it has been running.
 #[test]
 fn a_local_worker_that_never_joins_is_replaced_after_the_grace_and_no_other() {
-    // The first worker started sleeps instead of joining; the others are real.
+    // The first worker to run the script sleeps instead of joining; the
+    // others are real.
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("worker.sh");
     std::fs::write(
@@ -314,12 +315,15 @@ fn a_local_worker_that_never_joins_is_replaced_after_the_grace_and_no_other() {
         })
         .collect();
     assert_eq!(lost.len(), 1, "{lost:?}");
-    // "worker 0 (pid N) did not join in time and was killed by signal 9"
-    let sleeper: u32 = lost[0]
-        .strip_prefix("worker 0 (pid ")
-        .and_then(|rest| rest.split_once(") did not join in time"))
-        .and_then(|(pid, _)| pid.parse().ok())
+    // "worker W (pid N) did not join in time and was killed by signal 9":
+    // W is 0 or 1, whichever of the two started first ran the script's mkdir.
+    let (sleeper_worker, sleeper): (u32, u32) = lost[0]
+        .strip_prefix("worker ")
+        .and_then(|rest| rest.split_once(" (pid "))
+        .and_then(|(w, rest)| Some((w, rest.split_once(") did not join in time")?.0)))
+        .and_then(|(w, pid)| Some((w.parse().ok()?, pid.parse().ok()?)))
         .unwrap_or_else(|| panic!("{lost:?}"));
+    assert!(sleeper_worker < 2, "{lost:?}");
     assert!(
         r.wall_s > 10.0,
         "the run outlasted the grace: {} s",
@@ -328,7 +332,7 @@ fn a_local_worker_that_never_joins_is_replaced_after_the_grace_and_no_other() {
     // A worker counts as started once it joins: the real one, and the
     // replacement.
     let workers: Vec<u32> = started.iter().map(|&(w, _)| w).collect();
-    assert_eq!(workers, [1, 2], "{started:?}");
+    assert_eq!(workers, [1 - sleeper_worker, 2], "{started:?}");
     for pid in started.into_iter().map(|(_, pid)| pid).chain([sleeper]) {
         assert!(!running(pid), "worker {pid} outlived the run");
     }
