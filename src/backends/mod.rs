@@ -13,6 +13,9 @@ pub mod threads;
 use std::time::{Duration, Instant};
 
 use crate::backends::context::{BackendOutcome, RunContext};
+use crate::backends::ledger::Ledger;
+use crate::metrics::clocks::{ChildExit, kill_child, reap_child, wait_child_exited};
+use crate::report::event::Event;
 use crate::spec::BackendKind;
 
 /// How often a worker reports a running task's progress.
@@ -95,6 +98,46 @@ impl ProgressThrottle {
         } else {
             false
         }
+    }
+}
+
+/// How long a worker process asked to leave at a run's end has before it is killed.
+pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// Ends worker process `pid` (worker number `worker`) at the end of a run.
+/// One that was asked to leave (`asked`, how: "its input closing") gets until
+/// `deadline`; then it is killed and reaped, and its CPU time counted. One
+/// asked that did not leave by itself, with status 0, is a worker lost, and
+/// said so.
+pub(crate) fn end_worker_process(
+    ctx: &RunContext,
+    ledger: &mut Ledger,
+    worker: u32,
+    pid: u32,
+    asked: Option<&str>,
+    deadline: Instant,
+) {
+    if asked.is_some() {
+        wait_child_exited(pid, deadline);
+    }
+    kill_child(pid);
+    let Some((exit, cpu)) = reap_child(pid) else {
+        return;
+    };
+    ledger.add_cpu(cpu);
+    if let Some(how) = asked
+        && exit != ChildExit::Code(0)
+    {
+        ledger.worker_lost();
+        ctx.emit(Event::WorkerLost {
+            worker,
+            os_id: pid,
+            reason: format!(
+                "worker {worker} (pid {pid}) did not stop within {} s of {how} at the run's end and {exit}",
+                EXIT_GRACE.as_secs()
+            ),
+            requeued: None,
+        });
     }
 }
 

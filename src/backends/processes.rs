@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
-use super::InFlight;
 use super::ledger::{Ledger, RetryPolicy};
+use super::{EXIT_GRACE, InFlight};
 use crate::backends::context::{BackendOutcome, RunContext};
-use crate::metrics::clocks::{ChildExit, kill_child as kill, reap_child, wait_child_exited};
+use crate::metrics::clocks::{kill_child as kill, reap_child};
 use crate::report::event::{Event, WorkerKind};
 use crate::wire::{FrameError, Message, read_frame, task_message, write_frame};
-
-/// How long children get to exit after their input closes before they are killed.
-const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// What a reader thread passes on from a child's stdout.
 enum FromChild {
@@ -294,29 +291,8 @@ impl<'a> Pool<'a> {
         }
         let deadline = Instant::now() + EXIT_GRACE;
         for c in self.children.iter_mut().filter(|c| c.alive) {
-            if graceful {
-                wait_child_exited(c.pid, deadline);
-            }
-            kill(c.pid);
-            if let Some((exit, cpu)) = reap_child(c.pid) {
-                self.ledger.add_cpu(cpu);
-                // A worker whose input closes leaves by itself, with status 0;
-                // one that did not is a worker lost, and said so.
-                if graceful && exit != ChildExit::Code(0) {
-                    self.ledger.worker_lost();
-                    self.ctx.emit(Event::WorkerLost {
-                        worker: c.worker,
-                        os_id: c.pid,
-                        reason: format!(
-                            "worker {} (pid {}) did not stop within {} s of its input closing at the run's end and {exit}",
-                            c.worker,
-                            c.pid,
-                            EXIT_GRACE.as_secs()
-                        ),
-                        requeued: None,
-                    });
-                }
-            }
+            let asked = graceful.then_some("its input closing");
+            super::end_worker_process(self.ctx, &mut self.ledger, c.worker, c.pid, asked, deadline);
             c.alive = false;
         }
         for c in &mut self.children {

@@ -15,17 +15,17 @@ pub mod keys;
 mod verify;
 pub mod worker;
 
-use crate::metrics::clocks::{child_exited as exited, kill_child as kill, wait_child_exited};
+use crate::metrics::clocks::{child_exited as exited, kill_child as kill};
 pub use crate::metrics::procinfo::host_name;
 use children::LocalChild;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::backends::InFlight;
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::backends::ledger::{Ledger, RetryPolicy};
-use crate::metrics::clocks::{ChildExit, CpuTimes, reap_child};
+use crate::backends::{EXIT_GRACE, InFlight};
+use crate::metrics::clocks::{CpuTimes, reap_child};
 use crate::report::event::{BusEvent, BusTally, Event, join_command};
 use crate::spec::HEARTBEAT_LIVENESS;
 use crate::wire::{self, Message};
@@ -37,8 +37,6 @@ pub const TOKEN_ENV: &str = "SCALELAB_BUS_TOKEN";
 /// Messages above this size make ZeroMQ drop the sender's connection before
 /// anything is allocated; between `MAX_FRAME` and this they are counted and dropped.
 pub const MAX_MESSAGE: i64 = 1 << 20;
-/// How long idle local workers get to leave after `stop` before they are killed.
-const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long a local child may take to join before it counts as failed.
 const JOIN_GRACE: Duration = Duration::from_secs(10);
 /// Longest wait in the master's loop: bounds how late a cancel is noticed.
@@ -403,30 +401,8 @@ impl<'a> Master<'a> {
             .enumerate()
             .filter(|(_, c)| c.alive)
         {
-            let asked_to_stop = graceful && told.contains(&i);
-            if asked_to_stop {
-                wait_child_exited(c.pid, deadline);
-            }
-            kill(c.pid);
-            if let Some((exit, cpu)) = reap_child(c.pid) {
-                self.ledger.add_cpu(cpu);
-                // A worker told to stop leaves by itself, with status 0; one
-                // that did not is a worker lost, and said so.
-                if asked_to_stop && exit != ChildExit::Code(0) {
-                    self.ledger.worker_lost();
-                    self.ctx.emit(Event::WorkerLost {
-                        worker: c.worker,
-                        os_id: c.pid,
-                        reason: format!(
-                            "worker {} (pid {}) did not stop within {} s of being told at the run's end and {exit}",
-                            c.worker,
-                            c.pid,
-                            EXIT_GRACE.as_secs()
-                        ),
-                        requeued: None,
-                    });
-                }
-            }
+            let asked = (graceful && told.contains(&i)).then_some("being told");
+            super::end_worker_process(self.ctx, &mut self.ledger, c.worker, c.pid, asked, deadline);
             c.alive = false;
         }
         for p in self.peers.iter().filter(|p| p.child.is_none()) {
