@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{finish_watching, options, process_exists, spec};
+use common::{assert_lost_only_at_the_end, finish, finish_watching, options, process_exists, spec};
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::RunStatus;
 use scalelab::report::event::{Event, WorkerKind};
@@ -217,23 +217,8 @@ fn a_worker_that_does_not_stop_at_the_end_is_killed_and_reported_lost() {
     }
     let idle = pid_of[&(1 - busy.unwrap())];
     unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
-    let mut lost = Vec::new();
-    let r = finish_watching(h, 60, |e| {
-        if let Event::WorkerLost { os_id, reason, .. } = e {
-            lost.push((os_id, reason));
-        }
-    });
-    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
-    assert_eq!(lost.len(), 1, "{lost:?}");
-    assert_eq!(lost[0].0, idle);
-    assert!(
-        lost[0].1.ends_with(
-            "did not stop within 1 s of its input closing at the run's end and was killed by signal 9"
-        ),
-        "{}",
-        lost[0].1
-    );
-    assert_eq!(r.workers_lost, 1);
+    let (events, r) = finish(h, 60);
+    assert_lost_only_at_the_end(&r, &events, idle, "its input closing");
     assert!(
         !process_exists(idle),
         "the stopped worker {idle} outlived the run"

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{finish, finish_watching, options, spec};
+use common::{assert_lost_only_at_the_end, finish, finish_watching, options, spec};
 use scalelab::engine::RunHandle;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::event::{BusEvent, BusTally, Event};
@@ -246,24 +246,7 @@ fn a_local_worker_that_does_not_stop_when_told_is_killed_and_reported_lost() {
     });
     unsafe { libc::kill(idle as i32, libc::SIGSTOP) };
     let (events, r) = finish(h, 30);
-    assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
-    let lost: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::WorkerLost { os_id, reason, .. } => Some((*os_id, reason.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(lost.len(), 1, "{lost:?}");
-    assert_eq!(lost[0].0, idle);
-    assert!(
-        lost[0].1.ends_with(
-            "did not stop within 1 s of being told at the run's end and was killed by signal 9"
-        ),
-        "{}",
-        lost[0].1
-    );
-    assert_eq!(r.workers_lost, 1);
+    assert_lost_only_at_the_end(&r, &events, idle, "being told");
     assert!(!running(idle), "the stopped worker {idle} outlived the run");
 }
 

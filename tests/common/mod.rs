@@ -141,3 +141,23 @@ pub fn finish(h: RunHandle, secs: u64) -> (Vec<Event>, Box<RunReport>) {
     let r = finish_watching(h, secs, |e| seen.push(e));
     (seen, r)
 }
+
+/// Checks a run that ended ok having lost one worker only: `pid`, which did
+/// not leave by itself at the run's end, asked `how` ("its input closing",
+/// "being told"), and was killed.
+pub fn assert_lost_only_at_the_end(r: &RunReport, events: &[Event], pid: u32, how: &str) {
+    assert_eq!(r.status, scalelab::report::RunStatus::Ok, "{:?}", r.reason);
+    let lost: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerLost { os_id, reason, .. } => Some((*os_id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].0, pid);
+    let end =
+        format!("did not stop within 1 s of {how} at the run's end and was killed by signal 9");
+    assert!(lost[0].1.ends_with(&end), "{}", lost[0].1);
+    assert_eq!(r.workers_lost, 1);
+}
