@@ -19,6 +19,13 @@ line and column (`src/spec.rs: replace / with * in soak_spec`), so one line
 covers it in every run. A survivor with no line there shows as "no test yet"; a
 line that says **no test yet** itself (for one of several mutants sharing a
 name) counts one such survivor too.
+
+Each run's last column weighs its survivors by their fates: a survivor a test
+now kills counts as caught, an equivalent one (or one whose code is gone) leaves
+the count, and one that matters only for speed or layout stays missed. A line
+may give its fates in a third column (`killed equivalent`), for a name that
+covers mutants with different fates; where a run has fewer of them than the
+line names, the least favourable are counted.
 """
 import datetime
 import json
@@ -76,14 +83,20 @@ def score(r):
     return 100.0 * (r["caught"] + r["timeouts"]) / r["viable"] if r["viable"] else 0.0
 
 
-def row(r):
+def row(r, reasons=None):
+    reasons = load_reasons() if reasons is None else reasons
+    if r["missed"] and len(r.get("survivors") or []) != r["missed"]:
+        after = "?"  # the run did not keep its survivors' names
+    else:
+        caught, viable = weighed(r, reasons)
+        after = f"{100.0 * caught / viable:.1f} %" if viable else "–"
     name = r["label"] + (" " + r["shard"] if r["shard"] else "")
     if r.get("note"):
         name += f" ({r['note']})"
     minutes = f"{r['minutes']}" if r.get("minutes") is not None else "?"
     return (
         f"| {name} | {r['commit']} | {r['date']} | {minutes} | {r['viable']} | {r['caught']} "
-        f"| {r['timeouts']} | {r['missed']} | {r['unviable']} | {score(r):.1f} % |"
+        f"| {r['timeouts']} | {r['missed']} | {r['unviable']} | {score(r):.1f} % | {after} |"
     )
 
 
@@ -94,15 +107,60 @@ def load_runs():
 
 
 def load_reasons():
+    """{key: (reason, [fates] or None)}."""
     reasons = {}
     if os.path.exists(REASONS):
         for line in open(REASONS):
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
                 continue
-            k, _, why = line.partition("\t")
-            reasons[k.strip()] = why.strip()
+            k, why, *fates = line.split("\t")
+            reasons[k.strip()] = (why.strip(), fates[0].split() if fates else None)
     return reasons
+
+
+# A reason's first word, as a fate; the order is from least to most favourable.
+FATES = ["none", "justified", "equivalent", "killed"]
+FIRST_WORD = {
+    "killed": "killed",
+    "moved": "killed",  # the code moved and its new place is tested
+    "equivalent": "equivalent",
+    "gone": "equivalent",  # the code it mutated is no longer there
+    "speed": "justified",
+    "timing": "justified",
+    "poll": "justified",
+    "layout": "justified",
+}
+
+
+def fates_of(reason, n):
+    """The fates of n survivors that share one reason line."""
+    if reason is None or "**no test yet**" in reason[0]:
+        return ["none"] * n
+    why, listed = reason
+    if listed is None:
+        first = re.match(r"[a-z]+", why)
+        fate = FIRST_WORD.get(first.group(0) if first else "", "none")
+        return [fate] * n
+    listed = sorted(listed, key=FATES.index)
+    if n <= len(listed):
+        return listed[:n]
+    return listed + [listed[-1]] * (n - len(listed))
+
+
+def weighed(r, reasons):
+    """(caught, viable) once the run's survivors' fates are counted."""
+    caught, viable = r["caught"] + r["timeouts"], r["viable"]
+    counts = {}
+    for s in r.get("survivors") or []:
+        counts[key(s)] = counts.get(key(s), 0) + 1
+    for k, n in counts.items():
+        for fate in fates_of(reasons.get(k), n):
+            if fate == "killed":
+                caught += 1
+            elif fate == "equivalent":
+                viable -= 1
+    return caught, viable
 
 
 def block():
@@ -113,13 +171,15 @@ def block():
         "Each run is `scripts/mutants.sh SCOPE [K/N] [--file PATH] --in-place` at the commit shown, "
         "on this project's 2-core machine; a rerun is `cargo mutants --in-place --re ...` on the "
         "survivors' functions, with the scope's tests. A timeout counts as caught, as cargo-mutants "
-        "counts it: the mutant made the tests run past 3 × the baseline.",
+        "counts it: the mutant made the tests run past 3 × the baseline. The last column counts "
+        "what became of the run's survivors: those a test now kills as caught, equivalent ones "
+        "out of the count, those that matter only for speed or layout as missed.",
         "",
         "| run | commit | date | minutes | viable | caught | timeouts | missed | unviable "
-        "| caught or timed out |",
-        "|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|",
+        "| caught or timed out | with its survivors' fates |",
+        "|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    out += [row(r) for r in runs]
+    out += [row(r, reasons) for r in runs]
     unexplained = 0
     listed = [r for r in runs if r.get("survivors")]
     if listed:
@@ -131,7 +191,7 @@ def block():
         for s in r["survivors"]:
             seen[key(s)] = seen.get(key(s), 0) + 1
         for k, n in seen.items():
-            why = reasons.get(k)
+            why = reasons.get(k, (None,))[0]
             if why is None:
                 unexplained += n
                 why = "**no test yet**"
