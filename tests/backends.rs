@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{assert_lost_only_at_the_end, finish, finish_watching, options, process_exists, spec};
+use scalelab::backends::PROGRESS_PERIOD;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::RunStatus;
 use scalelab::report::event::{Event, WorkerKind};
@@ -322,6 +324,45 @@ fn every_backend_counts_numbers_while_tasks_run_and_never_twice() {
             done.iter().any(|&d| d > 0 && d < total),
             "{backend}: numbers only counted when tasks end: {done:?}"
         );
+    }
+}
+
+/// Progress comes at the throttle's pace, at most once per `PROGRESS_PERIOD`
+/// and once more at a task's end, not after every chunk of numbers: the
+/// window redraws on each report, and a report per chunk would have it draw
+/// hundreds of times a second per worker.
+#[test]
+fn every_backend_reports_progress_at_the_throttles_pace_not_per_chunk() {
+    let numbers = 40_000_000; // 610 chunks per task
+    for backend in BackendKind::ALL {
+        let h = start(spec(backend, 2, 2, numbers, 5), options()).unwrap();
+        let mut reports: HashMap<u32, u64> = HashMap::new();
+        let mut walls: HashMap<u32, f64> = HashMap::new();
+        loop {
+            let e = h
+                .events
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{backend}: the run ends"));
+            match e {
+                Event::Progress { task, .. } => *reports.entry(task).or_default() += 1,
+                Event::TaskFinished(t) => {
+                    walls.insert(t.task, t.end_s - t.start_s);
+                }
+                e if e.is_terminal() => break,
+                _ => {}
+            }
+        }
+        h.join();
+        assert_eq!(walls.len(), 2, "{backend}: both tasks finish");
+        for (task, wall) in walls {
+            let n = reports.get(&task).copied().unwrap_or(0);
+            // Load only lengthens a task, and so only widens the allowance.
+            let allowed = (wall / PROGRESS_PERIOD.as_secs_f64()).floor() as u64 + 2;
+            assert!(
+                n <= allowed,
+                "{backend}: task {task} reported progress {n} times in {wall:.3} s (at most {allowed})"
+            );
+        }
     }
 }
 
