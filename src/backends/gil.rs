@@ -235,6 +235,28 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// A holder looks for a drop request once per `EVAL_BREAKER_NUMBERS`
+    /// numbers, as CPython's eval breaker does every few bytecodes, not after
+    /// every number or two: that would slow every task of the `gil` backend,
+    /// and the chart that compares it with `threads`.
+    #[test]
+    fn a_holder_looks_for_drop_requests_once_per_eval_breaker_slice() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let ctx = RunContext::new(
+            crate::spec::RunSpec::default(),
+            crate::backends::context::EngineOptions::default(),
+            tx,
+            Default::default(),
+            None,
+        );
+        let gil = GilEmulator::new(1, Duration::from_millis(5), Instant::now());
+        let env = GilEnv {
+            inner: ThreadEnv::new(&ctx, 0),
+            gil: &gil,
+        };
+        assert_eq!(env.slice(), EVAL_BREAKER_NUMBERS);
+    }
+
     /// One thread taking and releasing in turn: every hold recorded, its
     /// time counted to its worker, and a switch only when the holder changes.
     #[test]

@@ -28,7 +28,7 @@ pub struct ThreadEnv<'a> {
 }
 
 impl<'a> ThreadEnv<'a> {
-    fn new(ctx: &'a RunContext, worker: u32) -> Self {
+    pub(crate) fn new(ctx: &'a RunContext, worker: u32) -> Self {
         Self {
             ctx,
             worker,

@@ -165,7 +165,7 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
     let deadline = Instant::now() + opts.join_timeout;
     let (worker, heartbeat_ms, liveness) = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match link.next(left.min(CHECK_PERIOD * 10))? {
+        match link.next(join_wait(left))? {
             Some(Message::Welcome {
                 worker,
                 heartbeat_ms,
@@ -250,6 +250,12 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
     }
 }
 
+/// How long a joining worker waits for the master's answer before it looks at
+/// its handshakes again: a tenth of a second, never past the join's deadline.
+fn join_wait(left: Duration) -> Duration {
+    left.min(CHECK_PERIOD * 10)
+}
+
 /// A running task's side of the link: progress, heartbeats, stop.
 struct BusEnv<'a> {
     link: RefCell<&'a mut Link>,
@@ -258,6 +264,19 @@ struct BusEnv<'a> {
     next_check: Cell<Instant>,
     /// `Ok(true)` while the task may go on; `Ok(false)` once told to stop.
     state: RefCell<Result<bool, String>>,
+}
+
+impl<'a> BusEnv<'a> {
+    /// A task's env; its first look at the socket is one `CHECK_PERIOD` away.
+    fn new(link: &'a mut Link, task: u32) -> Self {
+        Self {
+            link: RefCell::new(link),
+            task,
+            throttle: ProgressThrottle::new(),
+            next_check: Cell::new(Instant::now() + CHECK_PERIOD),
+            state: RefCell::new(Ok(true)),
+        }
+    }
 }
 
 impl TaskEnv for BusEnv<'_> {
@@ -289,13 +308,7 @@ impl TaskEnv for BusEnv<'_> {
 
 /// Runs one task of any workload; `Err` when the link itself failed.
 fn run_one(link: &mut Link, input: &TaskInput) -> Result<TaskEnd, String> {
-    let mut env = BusEnv {
-        link: RefCell::new(link),
-        task: input.task,
-        throttle: ProgressThrottle::new(),
-        next_check: Cell::new(Instant::now() + CHECK_PERIOD),
-        state: RefCell::new(Ok(true)),
-    };
+    let mut env = BusEnv::new(link, input.task);
     match run_task(&mut env, input) {
         Ok(out) => Ok(TaskEnd::Sum(out.sum, out.latencies_ms)),
         Err(TaskError::Failed(reason)) => Ok(TaskEnd::Failed(reason)),
@@ -352,5 +365,66 @@ mod tests {
         link.last_heard = Instant::now() - second * 11;
         let e = link.tick().unwrap_err();
         assert_eq!(e, "the master has been silent for 10.0 s; giving up");
+    }
+
+    #[test]
+    fn a_joining_worker_looks_again_every_tenth_of_a_second_until_its_deadline() {
+        assert_eq!(
+            join_wait(Duration::from_secs(5)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            join_wait(Duration::from_millis(30)),
+            Duration::from_millis(30)
+        );
+        assert_eq!(join_wait(Duration::ZERO), Duration::ZERO);
+    }
+
+    /// A running task looks at the socket once per `CHECK_PERIOD`, the first
+    /// time one period after it starts, and no more once it has been told to
+    /// stop. Each look sends a heartbeat here (the period is zero), so the
+    /// master counts them. A trial the machine stalled past a period proves
+    /// nothing and is run again.
+    #[test]
+    fn a_running_task_looks_at_the_socket_once_per_check_period() {
+        let pause = || std::thread::sleep(CHECK_PERIOD + Duration::from_millis(2));
+        'trial: for _ in 0..20 {
+            let zctx = zmq::Context::new();
+            let (mut link, master) = link(&zctx, Duration::ZERO, Duration::from_secs(60));
+            let env = BusEnv::new(&mut link, 7);
+            // Three calls within one period: how many looks?
+            let looks = |env: &BusEnv| {
+                let t = Instant::now();
+                let told = (0..3).map(|_| env.cancelled()).any(|c| c);
+                (t.elapsed() < CHECK_PERIOD).then(|| (heartbeats(&master), told))
+            };
+            let Some(first) = looks(&env) else {
+                continue 'trial;
+            };
+            assert_eq!(first, (0, false), "no look before the first period");
+            pause();
+            let Some(second) = looks(&env) else {
+                continue 'trial;
+            };
+            assert_eq!(
+                second,
+                (1, false),
+                "one look, then none until the next period"
+            );
+            pause();
+            let Some(third) = looks(&env) else {
+                continue 'trial;
+            };
+            assert_eq!(third, (1, false), "one look per period");
+            master.send(wire::encode(&Message::Stop {}), 0).unwrap();
+            pause();
+            assert!(env.cancelled(), "the look after the stop sees it");
+            assert_eq!(heartbeats(&master), 1);
+            pause();
+            assert!(env.cancelled());
+            assert_eq!(heartbeats(&master), 0, "no look once told to stop");
+            return;
+        }
+        panic!("every trial was stalled past a check period");
     }
 }
