@@ -155,7 +155,7 @@ def main():
     sock.connect(args.connect)
     link = Link(sock)
     link.send({"type": "join", "protocol": PROTOCOL, "token": args.token,
-               "host": socket.gethostname(), "pid": os.getpid()})
+               "host": socket.gethostname(), "pid": os.getpid(), "cpu_ns": cpu_ns()})
     try:
         deadline = time.monotonic() + args.join_timeout
         while True:

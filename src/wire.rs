@@ -19,8 +19,13 @@ pub const MAX_FRAME: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Message {
-    /// Worker -> master, once at start: who it is.
-    Hello { pid: u32 },
+    /// Worker -> master, once at start: who it is, and the CPU time its
+    /// process has used so far (its start-up, which is no task's).
+    Hello {
+        pid: u32,
+        #[serde(default)]
+        cpu_ns: u64,
+    },
     /// Master -> worker: run this task. A description only: no code ever travels.
     Task {
         task: u32,
@@ -47,12 +52,17 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         latency_ms: Vec<f32>,
     },
-    /// Bus worker -> master, first: who it is and the run's shared token.
+    /// Bus worker -> master, first: who it is, the run's shared token, and
+    /// the CPU time its process has used so far (counted to no task, and for
+    /// a remote worker not to the run). A worker that does not say is taken
+    /// to have used none.
     Join {
         protocol: u32,
         token: String,
         host: String,
         pid: u32,
+        #[serde(default)]
+        cpu_ns: u64,
     },
     /// Bus master -> worker: accepted, as worker number `worker`; heartbeat every
     /// `heartbeat_ms`, and a peer silent for `liveness` intervals is gone.
@@ -189,7 +199,10 @@ mod tests {
 
     fn all_kinds() -> Vec<Message> {
         vec![
-            Message::Hello { pid: 7 },
+            Message::Hello {
+                pid: 7,
+                cpu_ns: 4_100_000,
+            },
             Message::Task {
                 task: 3,
                 seed: u64::MAX,
@@ -274,6 +287,26 @@ mod tests {
         assert_eq!(body, r#"{"type":"done","task":1,"sum":2,"cpu_ns":3}"#);
     }
 
+    /// A worker that does not say how much CPU its start-up took (one built
+    /// before it said) is read as having used none, not refused.
+    #[test]
+    fn a_hello_or_join_without_its_start_up_cpu_reads_as_none() {
+        assert_eq!(
+            decode(br#"{"type":"hello","pid":5}"#).unwrap(),
+            Message::Hello { pid: 5, cpu_ns: 0 }
+        );
+        assert_eq!(
+            decode(br#"{"type":"join","protocol":1,"token":"t","host":"h","pid":6}"#).unwrap(),
+            Message::Join {
+                protocol: 1,
+                token: "t".into(),
+                host: "h".into(),
+                pid: 6,
+                cpu_ns: 0
+            }
+        );
+    }
+
     #[test]
     fn bus_messages_round_trip_in_their_documented_shape() {
         let cases = [
@@ -283,8 +316,9 @@ mod tests {
                     token: "t0k".into(),
                     host: "box".into(),
                     pid: 12,
+                    cpu_ns: 3_900_000,
                 },
-                r#"{"type":"join","protocol":1,"token":"t0k","host":"box","pid":12}"#,
+                r#"{"type":"join","protocol":1,"token":"t0k","host":"box","pid":12,"cpu_ns":3900000}"#,
             ),
             (
                 Message::Welcome {
@@ -320,7 +354,7 @@ mod tests {
         ));
 
         let mut short = Vec::new();
-        write_frame(&mut short, &Message::Hello { pid: 1 }).unwrap();
+        write_frame(&mut short, &Message::Hello { pid: 1, cpu_ns: 0 }).unwrap();
         short.truncate(short.len() - 2);
         assert!(matches!(
             read_frame(&mut &short[..]),
@@ -351,14 +385,14 @@ mod tests {
     fn the_bound_is_64_kib_exactly() {
         // docs/PROTOCOL.md promises frames up to 64 KiB: a message padded with
         // whitespace to exactly 65,536 bytes is read, one byte more is refused.
-        let mut body = encode(&Message::Hello { pid: 7 });
+        let mut body = encode(&Message::Hello { pid: 7, cpu_ns: 0 });
         body.resize(64 * 1024, b' ');
-        assert_eq!(decode(&body).unwrap(), Message::Hello { pid: 7 });
+        assert_eq!(decode(&body).unwrap(), Message::Hello { pid: 7, cpu_ns: 0 });
         let mut framed = (body.len() as u32).to_le_bytes().to_vec();
         framed.extend_from_slice(&body);
         assert_eq!(
             read_frame(&mut &framed[..]).unwrap(),
-            Message::Hello { pid: 7 }
+            Message::Hello { pid: 7, cpu_ns: 0 }
         );
         body.push(b' ');
         assert!(matches!(decode(&body), Err(FrameError::TooLarge(65_537))));
@@ -404,14 +438,14 @@ mod tests {
     #[test]
     fn an_interrupted_read_is_retried_and_any_other_error_reported() {
         let mut frame = Vec::new();
-        write_frame(&mut frame, &Message::Hello { pid: 3 }).unwrap();
+        write_frame(&mut frame, &Message::Hello { pid: 3, cpu_ns: 0 }).unwrap();
         let mut interrupted = FailsOnce {
             first: Some(io::ErrorKind::Interrupted),
             rest: &frame,
         };
         assert_eq!(
             read_frame(&mut interrupted).unwrap(),
-            Message::Hello { pid: 3 }
+            Message::Hello { pid: 3, cpu_ns: 0 }
         );
         let mut broken = FailsOnce {
             first: Some(io::ErrorKind::BrokenPipe),

@@ -439,6 +439,7 @@ fn join_from(p: &Peer, token: &str, protocol: u32, host: &str, pid: u32) {
         token: token.into(),
         host: host.into(),
         pid,
+        cpu_ns: 0,
     });
 }
 
@@ -1094,8 +1095,10 @@ fn a_worker_with_short_tasks_gets_the_next_one_early() {
     finish(h, 30);
 }
 
-/// A remote worker's CPU time is what it reports, a running total: a task's
-/// is the difference between two reports, the run's the last one, as user time.
+/// A remote worker's CPU time is what it reports, a running total from its
+/// start: a task's is the difference between two reports, the first task's
+/// counted from the join, and the run's is what it used after joining (its
+/// start-up before is no part of the run), as user time.
 #[test]
 fn a_remote_workers_cpu_is_counted_as_it_reports_it() {
     let (numbers, seed) = (1000, 5);
@@ -1103,9 +1106,15 @@ fn a_remote_workers_cpu_is_counted_as_it_reports_it() {
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
     let p = Peer::new(&z, &endpoint);
-    join(&p, &token, BUS_PROTOCOL);
+    p.send(&Message::Join {
+        protocol: BUS_PROTOCOL,
+        token: token.clone(),
+        host: "test-peer".into(),
+        pid: 1,
+        cpu_ns: 500_000_000,
+    });
     assert!(matches!(p.recv_real(), Message::Welcome { .. }));
-    for cpu_ns in [1_250_000_000, 3_000_000_000] {
+    for cpu_ns in [1_750_000_000, 3_500_000_000] {
         let task = match p.recv_real() {
             Message::Task { task, .. } => task,
             m => panic!("not a task: {m:?}"),

@@ -9,7 +9,7 @@ use scalelab::wire::{FrameError, MAX_FRAME, Message, decode, encode, read_frame,
 
 fn any_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        any::<u32>().prop_map(|pid| Message::Hello { pid }),
+        (any::<u32>(), any::<u64>()).prop_map(|(pid, cpu_ns)| Message::Hello { pid, cpu_ns }),
         (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(task, seed, numbers)| {
             Message::Task {
                 task,
@@ -54,14 +54,20 @@ fn any_message() -> impl Strategy<Value = Message> {
                     token,
                 }),
             }),
-        (any::<u32>(), ".{0,40}", ".{0,40}", any::<u32>()).prop_map(
-            |(protocol, token, host, pid)| Message::Join {
+        (
+            any::<u32>(),
+            ".{0,40}",
+            ".{0,40}",
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(|(protocol, token, host, pid, cpu_ns)| Message::Join {
                 protocol,
                 token,
                 host,
-                pid
-            }
-        ),
+                pid,
+                cpu_ns
+            }),
         (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(worker, heartbeat_ms, liveness)| {
             Message::Welcome {
                 worker,

@@ -149,6 +149,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Serve
         output,
         &Message::Hello {
             pid: std::process::id(),
+            cpu_ns: this_process_cpu().as_nanos() as u64,
         },
     )
     .map_err(io_err)?;
@@ -244,19 +245,18 @@ mod tests {
         }
     }
 
-    /// Takes the worker's hello, then fails every write, keeping what was
-    /// refused.
+    /// Takes the worker's hello (its first write, a whole frame), then fails
+    /// every write, keeping what was refused.
     struct BrokenAfterHello {
-        hello_left: usize,
+        hello: Option<Vec<u8>>,
         refused: Vec<Vec<u8>>,
     }
 
     impl Write for BrokenAfterHello {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.hello_left > 0 {
-                let n = buf.len().min(self.hello_left);
-                self.hello_left -= n;
-                return Ok(n);
+            if self.hello.is_none() {
+                self.hello = Some(buf.to_vec());
+                return Ok(buf.len());
             }
             self.refused.push(buf.to_vec());
             Err(std::io::ErrorKind::BrokenPipe.into())
@@ -268,9 +268,6 @@ mod tests {
 
     #[test]
     fn a_broken_pipe_stops_the_running_task_at_its_next_report() {
-        let mut hello = Vec::new();
-        let pid = std::process::id();
-        write_frame(&mut hello, &Message::Hello { pid }).unwrap();
         let mut input = Vec::new();
         // Seconds of work: the first progress report, due after 50 ms, fails.
         let task = Message::Task {
@@ -282,12 +279,18 @@ mod tests {
         };
         write_frame(&mut input, &task).unwrap();
         let mut out = BrokenAfterHello {
-            hello_left: hello.len(),
+            hello: None,
             refused: Vec::new(),
         };
         let err = serve(&mut &input[..], &mut out).unwrap_err();
         assert!(matches!(err, ServeError::Pipe(_)), "{err}");
-        assert_eq!(out.hello_left, 0, "the hello went through");
+        // The hello went through, with the CPU time the process had used.
+        let hello = read_frame(&mut &out.hello.unwrap()[..]).unwrap();
+        let pid = std::process::id();
+        assert!(
+            matches!(hello, Message::Hello { pid: p, cpu_ns } if p == pid && cpu_ns > 0),
+            "{hello:?}"
+        );
         // The one write refused is the first report; the task stopped there:
         // no more reports, and no result.
         assert_eq!(out.refused.len(), 1);
@@ -305,7 +308,7 @@ mod tests {
         assert!(matches!(err, ServeError::BadInput(_)), "{err}");
         assert!(err.to_string().contains("bad input"), "{err}");
         let mut hello = Vec::new();
-        write_frame(&mut hello, &Message::Hello { pid: 1 }).unwrap();
+        write_frame(&mut hello, &Message::Hello { pid: 1, cpu_ns: 0 }).unwrap();
         let err = serve(&mut &hello[..], &mut out).unwrap_err();
         assert!(matches!(err, ServeError::BadInput(_)), "{err}");
         assert!(err.to_string().contains("expected a task"), "{err}");

@@ -141,10 +141,18 @@ impl<'a> Pool<'a> {
 
     fn handle(&mut self, msg: FromChild) -> Result<(), String> {
         match msg {
-            FromChild::Msg(slot, Message::Hello { pid }) => {
-                let c = &self.children[slot];
-                if pid != c.pid {
-                    return self.lose(slot, format!("announced pid {pid}, not {}", c.pid));
+            FromChild::Msg(slot, Message::Hello { pid, cpu_ns }) => {
+                let expected = self.children[slot].pid;
+                if pid != expected {
+                    return self.lose(slot, format!("announced pid {pid}, not {expected}"));
+                }
+                let c = &mut self.children[slot];
+                // The child's start-up is the run's CPU (its exit counts it),
+                // but no task's: its first task counts from here, even when
+                // it was handed over before the child said hello.
+                c.cpu_ns = cpu_ns;
+                if let Some(t) = c.task.as_mut() {
+                    t.cpu_ns_at_start = cpu_ns;
                 }
                 self.ctx.emit(Event::WorkerStarted {
                     worker: c.worker,

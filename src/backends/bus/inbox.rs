@@ -117,9 +117,10 @@ impl Master<'_> {
                     token,
                     host,
                     pid,
+                    cpu_ns,
                 },
             ) => {
-                self.on_join(m.id, protocol, &token, host, pid);
+                self.on_join(m.id, protocol, &token, host, (pid, cpu_ns));
                 Ok(())
             }
             (None, msg) => {
@@ -217,7 +218,7 @@ impl Master<'_> {
         }
         let p = self.peers.remove(i);
         let _ = self.send(&p.id, &Message::Stop {});
-        self.ledger.add_cpu(super::reported_cpu(p.cpu_ns));
+        self.ledger.add_cpu(p.cpu_since_join());
         let held = p.running.map(|t| t.task).into_iter().chain(p.queued);
         self.ledger.return_waiting(held);
         let who = format!("worker {} ({} pid {})", p.worker, p.host, p.pid);
@@ -259,7 +260,15 @@ impl Master<'_> {
         self.dropped(at, reason);
     }
 
-    fn on_join(&mut self, id: Vec<u8>, protocol: u32, token: &str, mut host: String, pid: u32) {
+    /// A join: `process` is the worker's pid and the CPU time it had used.
+    fn on_join(
+        &mut self,
+        id: Vec<u8>,
+        protocol: u32,
+        token: &str,
+        mut host: String,
+        (pid, cpu_ns): (u32, u64),
+    ) {
         if host.len() > MAX_HOST {
             host = host.chars().take(MAX_HOST / 4).collect();
         }
@@ -322,7 +331,8 @@ impl Master<'_> {
             running: None,
             queued: VecDeque::new(),
             short_tasks: false,
-            cpu_ns: 0,
+            cpu_ns,
+            cpu_ns_at_join: cpu_ns,
             last_heard: Instant::now(),
         });
         if child.is_none() {

@@ -70,7 +70,17 @@ struct Peer {
     short_tasks: bool,
     /// CPU time the worker last reported (its whole process).
     cpu_ns: u64,
+    /// What it had used when it joined: its start-up, which is no task's.
+    cpu_ns_at_join: u64,
     last_heard: Instant,
+}
+
+impl Peer {
+    /// The CPU time a remote worker spent in this run: since it joined. (A
+    /// local one's is counted from its exit instead, start-up included.)
+    fn cpu_since_join(&self) -> CpuTimes {
+        reported_cpu(self.cpu_ns.saturating_sub(self.cpu_ns_at_join))
+    }
 }
 
 /// The master's side of the run.
@@ -192,7 +202,7 @@ impl<'a> Master<'a> {
                 let p = self.peers.remove(i);
                 let reason = format!("task {} failed its spot-check", v.task);
                 let _ = self.send(&p.id, &Message::Refused { reason });
-                self.ledger.add_cpu(reported_cpu(p.cpu_ns));
+                self.ledger.add_cpu(p.cpu_since_join());
                 let held = p.running.map(|t| t.task).into_iter().chain(p.queued);
                 self.ledger.return_waiting(held);
             }
@@ -331,7 +341,7 @@ impl<'a> Master<'a> {
                 (ch.worker, ch.pid)
             }
             (Some(p), None) => {
-                self.ledger.add_cpu(reported_cpu(p.cpu_ns));
+                self.ledger.add_cpu(p.cpu_since_join());
                 (p.worker, p.pid)
             }
             (None, None) => unreachable!("a lost worker is a peer or a child"),
@@ -406,7 +416,7 @@ impl<'a> Master<'a> {
             c.alive = false;
         }
         for p in self.peers.iter().filter(|p| p.child.is_none()) {
-            self.ledger.add_cpu(reported_cpu(p.cpu_ns));
+            self.ledger.add_cpu(p.cpu_since_join());
         }
         // Give the `stop` to remote workers a moment to leave; a cancel must stay prompt.
         let linger = if graceful { 200 } else { 20 };

@@ -161,6 +161,7 @@ pub fn serve(opts: &JoinOptions) -> Result<(), String> {
         token: opts.token.clone(),
         host: host_name(),
         pid: std::process::id(),
+        cpu_ns: cpu_ns(),
     })?;
     let deadline = Instant::now() + opts.join_timeout;
     let (worker, heartbeat_ms, liveness) = loop {
@@ -395,7 +396,7 @@ mod tests {
             // Three calls within one period: how many looks?
             let looks = |env: &BusEnv| {
                 let t = Instant::now();
-                let told = (0..3).map(|_| env.cancelled()).any(|c| c);
+                let told = (0..3).fold(false, |told, _| env.cancelled() || told);
                 (t.elapsed() < CHECK_PERIOD).then(|| (heartbeats(&master), told))
             };
             let Some(first) = looks(&env) else {
