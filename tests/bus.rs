@@ -428,6 +428,16 @@ impl Peer {
     }
 }
 
+/// A peer that has joined with the run's token, and its worker number.
+fn joined(z: &zmq::Context, endpoint: &str, token: &str) -> (Peer, u32) {
+    let p = Peer::new(z, endpoint);
+    join(&p, token, BUS_PROTOCOL);
+    let Message::Welcome { worker, .. } = p.recv_real() else {
+        panic!("not welcomed")
+    };
+    (p, worker)
+}
+
 fn join(p: &Peer, token: &str, protocol: u32) {
     join_from(p, token, protocol, "test-peer", 1);
 }
@@ -499,14 +509,7 @@ fn garbage_wrong_tokens_and_stray_results_leave_the_run_correct() {
 
     // A worker that joins, then sends results for tasks it was never given,
     // answers its own task honestly, and repeats it with a wrong sum.
-    let rogue = Peer::new(&z, &endpoint);
-    join(&rogue, &token, BUS_PROTOCOL);
-    let Message::Welcome {
-        worker: rogue_id, ..
-    } = rogue.recv_real()
-    else {
-        panic!("the rogue is not welcomed")
-    };
+    let (rogue, rogue_id) = joined(&z, &endpoint, &token);
     let Message::Task { task, .. } = rogue.recv_real() else {
         panic!("the rogue got no task")
     };
@@ -910,11 +913,7 @@ fn a_worker_that_misses_its_heartbeats_loses_its_task_and_its_late_result_is_dro
     let h = start(bus_spec(2, tasks, numbers, seed, params(1, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let slow = Peer::new(&z, &endpoint);
-    join(&slow, &token, BUS_PROTOCOL);
-    let Message::Welcome { worker, .. } = slow.recv_real() else {
-        panic!("not welcomed")
-    };
+    let (slow, worker) = joined(&z, &endpoint, &token);
     let Message::Task { task, .. } = slow.recv_real() else {
         panic!("no task")
     };
@@ -973,9 +972,7 @@ fn only_the_whole_token_joins_not_an_empty_one_nor_a_prefix() {
         );
     }
     // The whole token still joins.
-    let p = Peer::new(&z, &endpoint);
-    join(&p, &token, BUS_PROTOCOL);
-    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    let (p, _) = joined(&z, &endpoint, &token);
     drop(p);
     h.cancel();
     let (_, r) = finish(h, 10);
@@ -1044,9 +1041,7 @@ fn a_worker_with_short_tasks_gets_the_next_one_early() {
     // Join a while after the start: a task's times are then far from 0.
     std::thread::sleep(Duration::from_millis(100));
     let z = zmq::Context::new();
-    let p = Peer::new(&z, &endpoint);
-    join(&p, &token, BUS_PROTOCOL);
-    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    let (p, _) = joined(&z, &endpoint, &token);
     let task_now = |p: &Peer| match p.recv_real() {
         Message::Task { task, .. } => task,
         m => panic!("not a task: {m:?}"),
@@ -1147,11 +1142,7 @@ fn impossible_results_drop_their_worker_and_the_task_is_run_again() {
     let answers = [(u64::MAX, vec![]), (numbers * 50, vec![1.0f32; 2001])];
     let mut dropped = Vec::new();
     for (sum, latency_ms) in answers {
-        let rogue = Peer::new(&z, &endpoint);
-        join(&rogue, &token, BUS_PROTOCOL);
-        let Message::Welcome { worker, .. } = rogue.recv_real() else {
-            panic!("not welcomed")
-        };
+        let (rogue, worker) = joined(&z, &endpoint, &token);
         let Message::Task { task, .. } = rogue.recv_real() else {
             panic!("no task")
         };
@@ -1246,9 +1237,7 @@ fn the_master_sends_one_heartbeat_per_period() {
     let h = start(bus_spec(1, 1, 1000, 1, params(1, 100)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let p = Peer::new(&z, &endpoint);
-    join(&p, &token, BUS_PROTOCOL);
-    assert!(matches!(p.recv_real(), Message::Welcome { .. }));
+    let (p, _) = joined(&z, &endpoint, &token);
     // Hold the task, answering each beat, for a second: about 10 beats.
     let mut beats = 0;
     let until = Instant::now() + Duration::from_secs(1);
@@ -1317,11 +1306,7 @@ fn a_workload_every_connected_worker_declines_fails_the_run_with_their_reasons()
     let h = start(bus_spec(2, 4, 1000, 1, params(2, 250)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let peers: Vec<Peer> = (0..2).map(|_| Peer::new(&z, &endpoint)).collect();
-    for p in &peers {
-        join(p, &token, BUS_PROTOCOL);
-        assert!(matches!(p.recv_real(), Message::Welcome { .. }));
-    }
+    let peers: Vec<Peer> = (0..2).map(|_| joined(&z, &endpoint, &token).0).collect();
     for (i, p) in peers.iter().enumerate() {
         let Message::Task { task, .. } = p.recv_real() else {
             panic!("no task")
@@ -1361,11 +1346,7 @@ fn a_declining_worker_hands_its_tasks_to_the_others_and_the_run_ends_right() {
     let h = start(bus_spec(2, tasks, numbers, seed, params(1, 250)), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let picky = Peer::new(&z, &endpoint);
-    join(&picky, &token, BUS_PROTOCOL);
-    let Message::Welcome { worker, .. } = picky.recv_real() else {
-        panic!("not welcomed")
-    };
+    let (picky, worker) = joined(&z, &endpoint, &token);
     let Message::Task { task, .. } = picky.recv_real() else {
         panic!("no task")
     };
@@ -1393,11 +1374,7 @@ fn a_malformed_join_and_a_second_join_are_refused_naming_why() {
     assert!(reason.starts_with("malformed message: "), "{reason}");
     assert!(reason.contains("host"), "names the missing field: {reason}");
 
-    let twice = Peer::new(&z, &endpoint);
-    join(&twice, &token, BUS_PROTOCOL);
-    let Message::Welcome { worker, .. } = twice.recv_real() else {
-        panic!("not welcomed")
-    };
+    let (twice, worker) = joined(&z, &endpoint, &token);
     join(&twice, &token, BUS_PROTOCOL);
     loop {
         match twice.recv_real() {
@@ -1428,9 +1405,7 @@ fn when_every_worker_is_gone_the_run_fails_after_its_join_timeout_naming_the_las
     let h = start(bus_spec(1, 2, 50_000_000_000, 1, bus), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let silent = Peer::new(&z, &endpoint);
-    join(&silent, &token, BUS_PROTOCOL);
-    assert!(matches!(silent.recv_real(), Message::Welcome { .. }));
+    let (silent, _) = joined(&z, &endpoint, &token);
     // It takes its task and then says nothing more: lost after 5 heartbeats.
     let (_, r) = finish(h, 30);
     assert_eq!(r.status, RunStatus::Failed);
@@ -1451,11 +1426,7 @@ fn a_worker_that_lies_plausibly_is_caught_evicted_and_its_results_run_again() {
     let (endpoint, token) = listening(&h);
     let liar = std::thread::spawn(move || {
         let z = zmq::Context::new();
-        let p = Peer::new(&z, &endpoint);
-        join(&p, &token, BUS_PROTOCOL);
-        let Message::Welcome { worker, .. } = p.recv_real() else {
-            panic!("not welcomed")
-        };
+        let (p, worker) = joined(&z, &endpoint, &token);
         let mut answered = 0;
         loop {
             match p.recv_real() {
