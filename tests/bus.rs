@@ -1301,6 +1301,61 @@ fn waiting_for_workers_is_said_once_per_change_and_only_for_remote_ones() {
     );
 }
 
+/// A worker that went away while it held no task is found when a task is
+/// sent to it: it cannot be reached, it is reported lost with nothing to put
+/// back, and the task waits for the next worker.
+#[test]
+fn a_worker_gone_while_idle_is_lost_when_a_task_cannot_reach_it() {
+    let (numbers, seed) = (1000, 8);
+    // Remote workers only, one task; beats slow enough (5 s of silence) that
+    // the master does not find the idle worker gone by its silence first.
+    let h = start(bus_spec(2, 1, numbers, seed, params(2, 1000)), options()).unwrap();
+    let (endpoint, token) = listening(&h);
+    let z = zmq::Context::new();
+    let (a, _) = joined(&z, &endpoint, &token);
+    let Message::Task { task, .. } = a.recv_real() else {
+        panic!("no task")
+    };
+    // B joins with no task left to hold, and goes away.
+    let zb = zmq::Context::new();
+    let (b, idle) = joined(&zb, &endpoint, &token);
+    b.s.set_linger(0).unwrap();
+    drop(b);
+    drop(zb);
+    std::thread::sleep(Duration::from_millis(300));
+    // A hands its task back: the master's try to give it to B fails.
+    a.send(&Message::Declined {
+        task,
+        reason: "cpu is not implemented here".into(),
+    });
+    assert_eq!(a.recv_real(), Message::Stop {});
+    let (reason, requeued) = wait_for(&h, 10, |e| match e {
+        Event::WorkerLost {
+            worker,
+            reason,
+            requeued,
+            ..
+        } if *worker == idle => Some((reason.clone(), *requeued)),
+        _ => None,
+    });
+    assert!(reason.contains("cannot be reached"), "{reason}");
+    assert_eq!(requeued, None, "it held no task");
+    // A third worker runs the task, and the run ends right.
+    let (c, _) = joined(&z, &endpoint, &token);
+    let Message::Task { task, .. } = c.recv_real() else {
+        panic!("no task for the third worker")
+    };
+    c.send(&Message::Done {
+        task,
+        sum: task_sum(seed, task as u64, numbers),
+        cpu_ns: 0,
+        latency_ms: vec![],
+    });
+    let (_, r) = finish(h, 30);
+    assert_complete_and_right(&r, seed, numbers);
+    assert_eq!(r.workers_lost, 1);
+}
+
 #[test]
 fn a_workload_every_connected_worker_declines_fails_the_run_with_their_reasons() {
     let h = start(bus_spec(2, 4, 1000, 1, params(2, 250)), options()).unwrap();
