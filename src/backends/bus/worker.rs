@@ -269,7 +269,7 @@ struct BusEnv<'a> {
 
 impl<'a> BusEnv<'a> {
     /// A task's env; its first look at the socket is one `CHECK_PERIOD` away.
-    fn new(link: &'a mut Link, task: u32) -> Self {
+    fn starting(link: &'a mut Link, task: u32) -> Self {
         Self {
             link: RefCell::new(link),
             task,
@@ -309,7 +309,7 @@ impl TaskEnv for BusEnv<'_> {
 
 /// Runs one task of any workload; `Err` when the link itself failed.
 fn run_one(link: &mut Link, input: &TaskInput) -> Result<TaskEnd, String> {
-    let mut env = BusEnv::new(link, input.task);
+    let mut env = BusEnv::starting(link, input.task);
     match run_task(&mut env, input) {
         Ok(out) => Ok(TaskEnd::Sum(out.sum, out.latencies_ms)),
         Err(TaskError::Failed(reason)) => Ok(TaskEnd::Failed(reason)),
@@ -392,7 +392,7 @@ mod tests {
         'trial: for _ in 0..20 {
             let zctx = zmq::Context::new();
             let (mut link, master) = link(&zctx, Duration::ZERO, Duration::from_secs(60));
-            let env = BusEnv::new(&mut link, 7);
+            let env = BusEnv::starting(&mut link, 7);
             // Three calls within one period: how many looks?
             let looks = |env: &BusEnv| {
                 let t = Instant::now();
