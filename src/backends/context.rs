@@ -68,7 +68,7 @@ impl RunContext {
         wake: Option<Waker>,
     ) -> Self {
         Self {
-            meter: Arc::new(RunMeter::new(spec.workers as usize * 2)),
+            meter: Arc::new(RunMeter::new(super::process_slots(spec.workers))),
             spec,
             options,
             events,

@@ -21,6 +21,13 @@ use crate::spec::BackendKind;
 /// How often a worker reports a running task's progress.
 pub const PROGRESS_PERIOD: Duration = Duration::from_millis(50);
 
+/// Worker processes a pool of `workers` may start over a run: the pool, and
+/// as many replacements for those that die. The run's meter has a slot for
+/// each, so that a replacement's numbers and CPU time are counted too.
+pub fn process_slots(workers: u32) -> usize {
+    2 * workers as usize
+}
+
 /// Runs the spec's backend to its end.
 pub fn run(ctx: &RunContext) -> BackendOutcome {
     match ctx.spec.backend {

@@ -272,7 +272,7 @@ impl<'a> Pool<'a> {
             self.ledger.requeue_lost(task, &reason)?;
         }
         // Keep the pool at strength while work remains, within a bound on replacements.
-        if !self.done() && self.children.len() < 2 * self.ctx.spec.workers as usize {
+        if !self.done() && self.children.len() < super::process_slots(self.ctx.spec.workers) {
             self.spawn()
                 .map_err(|e| format!("{reason}; no replacement: {e}"))?;
         }

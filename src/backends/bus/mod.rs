@@ -372,8 +372,8 @@ impl<'a> Master<'a> {
             self.ledger.requeue_lost(task, &reason)?;
         }
         // Keep the local pool at strength while work remains, within a bound.
-        let local = self.local_workers() as usize;
-        if child.is_some() && !self.done() && self.children.len() < 2 * local {
+        let slots = crate::backends::process_slots(self.local_workers());
+        if child.is_some() && !self.done() && self.children.len() < slots {
             self.spawn_local()
                 .map_err(|e| format!("{reason}; no replacement: {e}"))?;
         }
