@@ -1460,7 +1460,7 @@ fn when_every_worker_is_gone_the_run_fails_after_its_join_timeout_naming_the_las
     let h = start(bus_spec(1, 2, 50_000_000_000, 1, bus), options()).unwrap();
     let (endpoint, token) = listening(&h);
     let z = zmq::Context::new();
-    let (silent, _) = joined(&z, &endpoint, &token);
+    let (_silent, _) = joined(&z, &endpoint, &token);
     // It takes its task and then says nothing more: lost after 5 heartbeats.
     let (_, r) = finish(h, 30);
     assert_eq!(r.status, RunStatus::Failed);

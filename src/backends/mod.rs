@@ -74,11 +74,49 @@ impl InFlight {
     }
 }
 
-/// Decides when a worker should report progress: at most once per `PROGRESS_PERIOD`.
+/// Something to do at most once per `period`: due once its time has come,
+/// and then not again until a period after that moment.
 #[derive(Debug)]
-pub struct ProgressThrottle {
+pub struct Every {
+    period: Duration,
     next: Instant,
 }
+
+impl Every {
+    /// First due one period from now.
+    pub fn period_from_now(period: Duration) -> Self {
+        Self {
+            period,
+            next: Instant::now() + period,
+        }
+    }
+
+    /// Due at once.
+    pub fn starting_now(period: Duration) -> Self {
+        Self {
+            period,
+            next: Instant::now(),
+        }
+    }
+
+    /// True when it is due (and schedules the next time).
+    pub fn due(&mut self) -> bool {
+        self.due_at(Instant::now())
+    }
+
+    pub fn due_at(&mut self, now: Instant) -> bool {
+        if now >= self.next {
+            self.next = now + self.period;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Decides when a worker should report progress: at most once per `PROGRESS_PERIOD`.
+#[derive(Debug)]
+pub struct ProgressThrottle(Every);
 
 impl Default for ProgressThrottle {
     fn default() -> Self {
@@ -88,23 +126,12 @@ impl Default for ProgressThrottle {
 
 impl ProgressThrottle {
     pub fn new() -> Self {
-        Self {
-            next: Instant::now() + PROGRESS_PERIOD,
-        }
+        Self(Every::period_from_now(PROGRESS_PERIOD))
     }
 
     /// True when a report is due (and schedules the next one).
     pub fn due(&mut self) -> bool {
-        self.due_at(Instant::now())
-    }
-
-    fn due_at(&mut self, now: Instant) -> bool {
-        if now >= self.next {
-            self.next = now + PROGRESS_PERIOD;
-            true
-        } else {
-            false
-        }
+        self.0.due()
     }
 }
 
@@ -174,8 +201,10 @@ mod tests {
 
     #[test]
     fn progress_is_reported_at_most_once_a_period() {
-        let mut throttle = ProgressThrottle::new();
+        let before = Instant::now();
+        let ProgressThrottle(mut throttle) = ProgressThrottle::new();
         let first = throttle.next;
+        assert!(first >= before + PROGRESS_PERIOD, "not at once");
         assert!(!throttle.due_at(first - Duration::from_millis(1)));
         assert!(throttle.due_at(first), "due on the dot");
         // The next one a period after the report.
@@ -186,5 +215,16 @@ mod tests {
             throttle.next,
             first + 2 * PROGRESS_PERIOD + Duration::from_millis(1)
         );
+    }
+
+    #[test]
+    fn a_schedule_starting_now_is_due_at_once_then_a_period_later() {
+        let period = Duration::from_secs(3600);
+        let mut every = Every::starting_now(period);
+        assert!(every.due());
+        assert!(!every.due(), "not again within the hour");
+        let next = every.next;
+        assert!(next > Instant::now() + period - Duration::from_secs(60));
+        assert!(every.due_at(next));
     }
 }

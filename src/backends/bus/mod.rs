@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::backends::context::{BackendOutcome, Ending, RunContext};
 use crate::backends::ledger::{Ledger, RetryPolicy};
-use crate::backends::{EXIT_GRACE, InFlight};
+use crate::backends::{EXIT_GRACE, Every, InFlight};
 use crate::metrics::clocks::{CpuTimes, reap_child};
 use crate::report::event::{BusEvent, BusTally, Event, join_command};
 use crate::spec::HEARTBEAT_LIVENESS;
@@ -471,23 +471,21 @@ impl<'a> Master<'a> {
 
     /// The master's loop: until every task is done, the run is cancelled, or it fails.
     fn serve(&mut self) -> Result<(), String> {
-        let mut next_beat = Instant::now() + self.heartbeat;
-        let mut next_check = Instant::now();
+        let mut beat = Every::period_from_now(self.heartbeat);
+        let mut check = Every::starting_now(TICK);
         while !self.done() && !self.ctx.cancelled() {
             self.socket
                 .poll(zmq::POLLIN, TICK.as_millis() as i64)
                 .map_err(|e| format!("the bus socket failed: {e}"))?;
             self.drain_inbox()?;
             let now = Instant::now();
-            if now >= next_check {
+            if check.due_at(now) {
                 self.check_children()?;
                 self.take_verdicts()?;
                 self.watch_attendance()?;
-                next_check = now + TICK;
             }
-            if now >= next_beat {
+            if beat.due_at(now) {
                 self.beat()?;
-                next_beat = now + self.heartbeat;
             }
             self.dispatch()?;
         }
