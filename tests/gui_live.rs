@@ -174,6 +174,29 @@ fn hovering_a_workload_says_what_its_tasks_do() {
     }
 }
 
+/// A field with no hint leaves no blank line under it: the rows of Tasks and
+/// Numbers per task (no hints) are a hint's line shorter than the Workers row.
+#[test]
+fn a_field_without_a_hint_takes_no_hint_line() {
+    let mut h = harness(app(false));
+    h.run_steps(2);
+    // A field's input: the widest node its label names.
+    let top = |field: &str| {
+        h.get_all_by_label(field)
+            .map(|n| n.rect())
+            .max_by(|a, b| a.width().total_cmp(&b.width()))
+            .unwrap()
+            .top()
+    };
+    let (workers, tasks, numbers) = (top("Workers"), top("Tasks"), top("Numbers per task"));
+    let with_hint = tasks - workers;
+    let without = numbers - tasks;
+    assert!(
+        without + 8.0 < with_hint,
+        "the Tasks row is {without} high, the Workers row (with its hint) {with_hint}"
+    );
+}
+
 /// The form's text fields fit the panel beside their labels: neither spilling
 /// past its edge nor shrunk to a stub (a layout bug the other tests cannot see).
 #[test]
