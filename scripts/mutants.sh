@@ -17,6 +17,10 @@
 #   form      src/gui/controls.rs         unit tests, gui_app, gui_live, input_props
 #
 # usage: scripts/mutants.sh SCOPE [K/N] [--in-place]
+#        scripts/mutants.sh plan
+#   plan: each scope's mutants today (cargo mutants --list), the minutes per
+#   mutant its recorded runs took on this machine, and the shards N that keep
+#   each shard near 40 minutes; run them as SCOPE 0/N ... (N-1)/N.
 #   K/N: the K-th of N shards, counted from 0 as cargo-mutants counts them
 #   (engine 0/2 and engine 1/2 are the whole engine scope).
 #   --file PATH: only that file of the scope (repeatable), with the scope's tests.
@@ -37,8 +41,41 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scope=${1:?usage: scripts/mutants.sh SCOPE [K/N] [--file PATH ...] [--re REGEX] [--in-place]}
+scope=${1:?usage: scripts/mutants.sh SCOPE [K/N] [--file PATH ...] [--re REGEX] [--in-place] | plan}
 shift
+
+# Sets `files` and `tests` for a scope.
+scope_files() {
+  case "$1" in
+    kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
+    io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test=backends) ;;
+    wire) files=(src/wire.rs); tests=(--lib --test=bus_wire_props --test=bus) ;;
+    report) files=(src/report/mod.rs src/report/event.rs src/report/export.rs src/report/history.rs
+      src/metrics/clocks.rs src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs
+      src/metrics/procinfo.rs)
+      tests=(--lib --test=backends --test=gui_app) ;;
+    engine) files=(src/engine/mod.rs src/engine/calibrate.rs src/engine/sampler.rs)
+      tests=(--lib --test=backends --test=cancel --test=models) ;;
+    spec) files=(src/spec.rs); tests=(--lib --test=input_props --test=backends --test=serve_api) ;;
+    backends) files=(src/backends/*.rs src/backends/bus/*.rs)
+      tests=(--lib --test=backends --test=bus --test=bus_curve --test=cancel --test=models) ;;
+    form) files=(src/gui/controls.rs); tests=(--lib --test=gui_app --test=gui_live --test=input_props) ;;
+    *) echo "mutants.sh: unknown scope $1 (kernel, io, wire, report, engine, spec, backends, form)" >&2; exit 2 ;;
+  esac
+}
+
+if [ "$scope" = plan ]; then
+  if ! cargo mutants --version >/dev/null 2>&1; then
+    cargo install --locked cargo-mutants
+  fi
+  for s in kernel io wire report engine spec backends form; do
+    scope_files "$s"
+    list=()
+    for f in "${files[@]}"; do list+=(--file "$f"); done
+    echo "$s $(cargo mutants --list "${list[@]}" 2>/dev/null | wc -l)"
+  done | python3 scripts/mutants_report.py plan
+  exit 0
+fi
 shard=
 in_place=()
 only=()
@@ -54,22 +91,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-case "$scope" in
-  kernel) files=(src/workload/cpu.rs src/workload/io.rs); tests=(--lib) ;;
-  io) files=(src/workload/io.rs src/backends/task_exec.rs); tests=(--lib --test=backends) ;;
-  wire) files=(src/wire.rs); tests=(--lib --test=bus_wire_props --test=bus) ;;
-  report) files=(src/report/mod.rs src/report/event.rs src/report/export.rs src/report/history.rs
-    src/metrics/clocks.rs src/metrics/cores.rs src/metrics/meter.rs src/metrics/observer.rs
-    src/metrics/procinfo.rs)
-    tests=(--lib --test=backends --test=gui_app) ;;
-  engine) files=(src/engine/mod.rs src/engine/calibrate.rs src/engine/sampler.rs)
-    tests=(--lib --test=backends --test=cancel --test=models) ;;
-  spec) files=(src/spec.rs); tests=(--lib --test=input_props --test=backends --test=serve_api) ;;
-  backends) files=(src/backends/*.rs src/backends/bus/*.rs)
-    tests=(--lib --test=backends --test=bus --test=bus_curve --test=cancel --test=models) ;;
-  form) files=(src/gui/controls.rs); tests=(--lib --test=gui_app --test=gui_live --test=input_props) ;;
-  *) echo "mutants.sh: unknown scope $scope (kernel, io, wire, report, engine, spec, backends, form)" >&2; exit 2 ;;
-esac
+scope_files "$scope"
 
 # --file narrows a scope to some of its files, run with the scope's tests.
 if [ ${#only[@]} -gt 0 ]; then

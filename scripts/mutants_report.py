@@ -11,7 +11,10 @@
     mutants_report.py write
         writes that block again (after docs/mutants/reasons.tsv changes);
     mutants_report.py block
-        prints it.
+        prints it;
+    mutants_report.py plan < "SCOPE COUNT" lines
+        (scripts/mutants.sh plan) the shards that keep each scope's runs near
+        SHARD_MINUTES, at the minutes per mutant its recorded runs took.
 
 docs/mutants/reasons.tsv says what became of each survivor: a test that now
 kills it, or why it cannot matter. A survivor is keyed by its name without its
@@ -209,6 +212,41 @@ def block():
     return "\n".join(out)
 
 
+SHARD_MINUTES = 40
+
+
+def pace(runs, scope):
+    """Median minutes per mutant (unviable ones included: each is a build)
+    over the scope's recorded runs that kept their time (every scope's when
+    `scope` is None)."""
+    rates = sorted(
+        r["minutes"] / (r["viable"] + r["unviable"])
+        for r in runs
+        if (scope is None or r["label"].split(" ")[0].rstrip(",") == scope)
+        and r.get("minutes")
+        and r["viable"] + r["unviable"] >= 5
+    )
+    return rates[len(rates) // 2] if rates else None
+
+
+def plan(lines):
+    runs = load_runs()
+    out = [
+        f"| scope | mutants | minutes per mutant (median of its runs) | shards of about {SHARD_MINUTES} min |",
+        "|:--|--:|--:|--:|",
+    ]
+    for line in lines:
+        scope, count = line.split()
+        count = int(count)
+        p, said = pace(runs, scope), ""
+        if p is None:
+            # No timed run of its own: every scope's median.
+            p, said = pace(runs, None), " (every scope's)"
+        shards = max(1, -(-round(count * p) // SHARD_MINUTES))
+        out.append(f"| {scope} | {count} | {p:.2f}{said} | {shards} |")
+    return "\n".join(out)
+
+
 def write_docs():
     text = block()
     subprocess.run(
@@ -232,6 +270,8 @@ def main(argv):
         write_docs()
     elif argv == ["block"]:
         print(block())
+    elif argv == ["plan"]:
+        print(plan([line for line in sys.stdin if line.strip()]))
     else:
         print(__doc__, file=sys.stderr)
         return 2
