@@ -6,7 +6,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{assert_lost_only_at_the_end, finish, finish_watching, options, process_exists, spec};
+use common::{
+    assert_lost_only_at_the_end, finish, finish_watching, options, options_with_worker_prelude,
+    process_exists, spec,
+};
 use scalelab::backends::PROGRESS_PERIOD;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::RunStatus;
@@ -333,20 +336,10 @@ fn every_backend_counts_numbers_while_tasks_run_and_never_twice() {
 #[test]
 fn a_worker_processs_start_up_is_the_runs_cpu_not_its_first_tasks() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("worker.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ni=0\nwhile [ $i -lt 300000 ]; do i=$((i+1)); done\nexec '{}' \"$@\"\n",
-            env!("CARGO_BIN_EXE_scalelab")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // A fork elsewhere in this binary may briefly hold the file open for writing.
-    std::thread::sleep(Duration::from_millis(200));
-    let mut opts = options();
-    opts.worker_exe = Some(script);
+    let opts = options_with_worker_prelude(
+        dir.path(),
+        "i=0\nwhile [ $i -lt 300000 ]; do i=$((i+1)); done",
+    );
     for backend in [BackendKind::Processes, BackendKind::Bus] {
         let r = run_to_end(spec(backend, 1, 3, 200_000, 4), opts.clone()).unwrap();
         assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);

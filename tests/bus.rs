@@ -8,7 +8,10 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_lost_only_at_the_end, finish, finish_watching, options, spec};
+use common::{
+    assert_lost_only_at_the_end, finish, finish_watching, options, options_with_worker_prelude,
+    spec,
+};
 use scalelab::engine::RunHandle;
 use scalelab::engine::{run_to_end, start};
 use scalelab::report::event::{BusEvent, BusTally, Event};
@@ -257,20 +260,13 @@ fn a_local_worker_that_never_joins_is_replaced_after_the_grace_and_no_other() {
     // The first worker to run the script sleeps instead of joining; the
     // others are real.
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("worker.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif mkdir '{}/first' 2>/dev/null; then exec sleep 60; fi\nexec '{EXE}' \"$@\"\n",
+    let opts = options_with_worker_prelude(
+        dir.path(),
+        &format!(
+            "if mkdir '{}/first' 2>/dev/null; then exec sleep 60; fi",
             dir.path().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // A fork elsewhere in this binary may briefly hold the file open for writing.
-    std::thread::sleep(Duration::from_millis(200));
-    let mut opts = options();
-    opts.worker_exe = Some(script);
+    );
     // 16 s of waiting on the latency service for one worker, however busy
     // the machine: past the grace, with work left for the replacement.
     let mut s = bus_spec(2, 8, 0, 6, params(0, 250));

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scalelab::engine::{EngineOptions, RunHandle};
@@ -16,6 +16,28 @@ pub fn options() -> EngineOptions {
         worker_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))),
         worker_nice: 0,
         ..EngineOptions::default()
+    }
+}
+
+/// Like `options`, but each worker process starts as a shell script in
+/// `dir` that runs `prelude` first and then becomes the scalelab binary
+/// (`exec` keeps the process, its pid and its CPU clock).
+pub fn options_with_worker_prelude(dir: &Path, prelude: &str) -> EngineOptions {
+    let script = dir.join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{prelude}\nexec '{}' \"$@\"\n",
+            env!("CARGO_BIN_EXE_scalelab")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A fork elsewhere in this binary may briefly hold the file open for writing.
+    std::thread::sleep(Duration::from_millis(200));
+    EngineOptions {
+        worker_exe: Some(script),
+        ..options()
     }
 }
 
