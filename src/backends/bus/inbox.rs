@@ -260,7 +260,7 @@ impl Master<'_> {
         self.dropped(at, reason);
     }
 
-    /// A join: `process` is the worker's pid and the CPU time it had used.
+    /// A join; its last argument is the worker's pid and the CPU time it had used.
     fn on_join(
         &mut self,
         id: Vec<u8>,

@@ -9,11 +9,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{MAX_MESSAGE, host_name, keys};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
-use crate::backends::ProgressThrottle;
 use crate::backends::process_worker;
 use crate::backends::task_exec::{TaskEnv, TaskError, TaskInput, run_task};
+use crate::backends::{Every, ProgressThrottle};
 use crate::metrics::clocks::this_process_cpu;
 use crate::wire::{self, BUS_PROTOCOL, Message};
 
@@ -262,7 +262,7 @@ struct BusEnv<'a> {
     link: RefCell<&'a mut Link>,
     task: u32,
     throttle: ProgressThrottle,
-    next_check: Cell<Instant>,
+    checks: RefCell<Every>,
     /// `Ok(true)` while the task may go on; `Ok(false)` once told to stop.
     state: RefCell<Result<bool, String>>,
 }
@@ -274,7 +274,7 @@ impl<'a> BusEnv<'a> {
             link: RefCell::new(link),
             task,
             throttle: ProgressThrottle::new(),
-            next_check: Cell::new(Instant::now() + CHECK_PERIOD),
+            checks: RefCell::new(Every::period_from_now(CHECK_PERIOD)),
             state: RefCell::new(Ok(true)),
         }
     }
@@ -284,9 +284,7 @@ impl TaskEnv for BusEnv<'_> {
     /// Also looks at the socket every `CHECK_PERIOD` (heartbeats both ways, a stop),
     /// even while a request waits for its answer.
     fn cancelled(&self) -> bool {
-        let now = Instant::now();
-        if now >= self.next_check.get() && matches!(*self.state.borrow(), Ok(true)) {
-            self.next_check.set(now + CHECK_PERIOD);
+        if matches!(*self.state.borrow(), Ok(true)) && self.checks.borrow_mut().due() {
             let r = self.link.borrow_mut().check_in();
             *self.state.borrow_mut() = r;
         }
