@@ -365,24 +365,15 @@ fn every_backend_reports_progress_at_the_throttles_pace_not_per_chunk() {
     for backend in BackendKind::ALL {
         let h = start(spec(backend, 2, 2, numbers, 5), options()).unwrap();
         let mut reports: HashMap<u32, u64> = HashMap::new();
-        let mut walls: HashMap<u32, f64> = HashMap::new();
-        loop {
-            let e = h
-                .events
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| panic!("{backend}: the run ends"));
-            match e {
-                Event::Progress { task, .. } => *reports.entry(task).or_default() += 1,
-                Event::TaskFinished(t) => {
-                    walls.insert(t.task, t.end_s - t.start_s);
-                }
-                e if e.is_terminal() => break,
-                _ => {}
+        let r = finish_watching(h, 120, |e| {
+            if let Event::Progress { task, .. } = e {
+                *reports.entry(task).or_default() += 1;
             }
-        }
-        h.join();
-        assert_eq!(walls.len(), 2, "{backend}: both tasks finish");
-        for (task, wall) in walls {
+        });
+        assert_eq!(r.status, RunStatus::Ok, "{backend}: {:?}", r.reason);
+        assert_eq!(r.task_timeline.len(), 2, "{backend}: both tasks finish");
+        for t in &r.task_timeline {
+            let (task, wall) = (t.task, t.end_s - t.start_s);
             let n = reports.get(&task).copied().unwrap_or(0);
             // Load only lengthens a task, and so only widens the allowance.
             let allowed = (wall / PROGRESS_PERIOD.as_secs_f64()).floor() as u64 + 2;
